@@ -1,0 +1,1 @@
+"""Export: Keras model files and TFLite/LiteRT conversion."""

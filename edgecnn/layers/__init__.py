@@ -1,0 +1,30 @@
+"""Layer library: activations, normalization and the blocks the model families share."""
+
+from edgecnn.layers.activations import ACTIVATIONS, Maxout, activation_spec, make_activation
+from edgecnn.layers.blocks import (
+    basic_block,
+    bottleneck_block,
+    conv2d,
+    conv_bn_act,
+    dense_act,
+    inception_module,
+    scale_channels,
+    stack,
+)
+from edgecnn.layers.normalization import LocalResponseNormalization
+
+__all__ = [
+    "ACTIVATIONS",
+    "LocalResponseNormalization",
+    "Maxout",
+    "activation_spec",
+    "basic_block",
+    "bottleneck_block",
+    "conv2d",
+    "conv_bn_act",
+    "dense_act",
+    "inception_module",
+    "make_activation",
+    "scale_channels",
+    "stack",
+]

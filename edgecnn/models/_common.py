@@ -1,0 +1,22 @@
+"""Pieces shared by the classification families."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edgecnn._keras import keras
+
+
+def feature_name(stride: int) -> str:
+    return f"features_stride{stride}"
+
+
+def finish(inputs, stages: Sequence[tuple[int, object]], features_only: bool, head, name: str):
+    """Either the classifier (``head`` applied to the last stage) or, with ``features_only``,
+    a model whose outputs are the stage feature maps named ``features_stride{s}``, finest first."""
+    if features_only:
+        outputs = [
+            keras.layers.Identity(name=feature_name(stride))(tensor) for stride, tensor in stages
+        ]
+        return keras.Model(inputs, outputs, name=f"{name}_features")
+    return keras.Model(inputs, head(stages[-1][1]), name=name)
