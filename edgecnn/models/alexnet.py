@@ -14,12 +14,7 @@
 
 from __future__ import annotations
 
-from edgecnn._keras import keras
-from edgecnn.layers import LocalResponseNormalization, conv_bn_act, dense_act, scale_channels
-from edgecnn.models._common import finish
 from edgecnn.models.registry import register_model
-
-layers = keras.layers
 
 # (name, filters, kernel, stride, pad, pool and norm after it)
 _CONVS = [
@@ -46,6 +41,12 @@ def _create_alexnet(
 ) -> keras.Model:
     """``norm``: "lrn" (the paper's NORM1/NORM2 after POOL1/POOL2), "batch" (batch norm after
     every convolution instead) or None."""
+    # Imported here so that registering the variants does not import TensorFlow.
+    from edgecnn._keras import keras
+    from edgecnn.layers import LocalResponseNormalization, conv_bn_act, dense_act, scale_channels
+    from edgecnn.models._common import finish
+
+    layers = keras.layers
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     stages = []

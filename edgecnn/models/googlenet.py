@@ -8,13 +8,8 @@ optional (training only); with them the model returns [logits, aux1, aux2].
 
 from __future__ import annotations
 
-from edgecnn._keras import keras
 from edgecnn.errors import EdgeCNNError
-from edgecnn.layers import LocalResponseNormalization, conv_bn_act, dense_act, inception_module, scale_channels
-from edgecnn.models._common import finish
 from edgecnn.models.registry import register_model
-
-layers = keras.layers
 
 # name: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj), from Table 1.
 _INCEPTION = {
@@ -33,6 +28,10 @@ _AUX_AFTER = {"inception4a": "aux1", "inception4d": "aux2"}
 
 
 def _aux_classifier(x, num_classes, width_multiplier, activation, batch_norm, name):
+    from edgecnn._keras import keras
+    from edgecnn.layers import conv_bn_act, dense_act, scale_channels
+
+    layers = keras.layers
     y = layers.AveragePooling2D(5, 3, name=f"{name}_pool")(x)
     y = conv_bn_act(y, scale_channels(128, width_multiplier), 1, 1, 0, activation, batch_norm, name=f"{name}_conv")
     y = layers.Flatten(name=f"{name}_flatten")(y)
@@ -54,6 +53,12 @@ def _create_googlenet(
     features_only: bool = False,
     name: str = "googlenet",
 ) -> keras.Model:
+    # Imported here so that registering the variants does not import TensorFlow.
+    from edgecnn._keras import keras
+    from edgecnn.layers import LocalResponseNormalization, conv_bn_act, inception_module, scale_channels
+    from edgecnn.models._common import finish
+
+    layers = keras.layers
     if aux_logits and min(input_shape[:2]) < 80:
         raise EdgeCNNError(
             f"GoogLeNet's auxiliary classifiers need an input of at least 80x80, got {input_shape[0]}x{input_shape[1]}.",

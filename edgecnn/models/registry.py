@@ -67,7 +67,11 @@ def register_model(
 def _load_families() -> None:
     # Importing a family module registers its variants; done lazily so that `import edgecnn`
     # does not import TensorFlow.
-    from edgecnn.models import alexnet, googlenet, resnet, vgg  # noqa: F401
+    # Import order is listing order: the textbook's chronology.
+    from edgecnn.models import alexnet  # noqa: F401
+    from edgecnn.models import vgg  # noqa: F401
+    from edgecnn.models import googlenet  # noqa: F401
+    from edgecnn.models import resnet  # noqa: F401
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -8,12 +8,7 @@ with -inf for the default activation.
 
 from __future__ import annotations
 
-from edgecnn._keras import keras
-from edgecnn.layers import basic_block, bottleneck_block, conv_bn_act, scale_channels, stack
-from edgecnn.models._common import finish
 from edgecnn.models.registry import register_model
-
-layers = keras.layers
 
 # name: (block kind, blocks per stage)
 _CONFIGS = {
@@ -37,6 +32,12 @@ def _create_resnet(
     features_only: bool = False,
     name: str | None = None,
 ) -> keras.Model:
+    # Imported here so that registering the variants does not import TensorFlow.
+    from edgecnn._keras import keras
+    from edgecnn.layers import basic_block, bottleneck_block, conv_bn_act, scale_channels, stack
+    from edgecnn.models._common import finish
+
+    layers = keras.layers
     kind, depths = _CONFIGS[config]
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_act(inputs, scale_channels(64, width_multiplier), 7, 2, 3, activation, name="conv1")

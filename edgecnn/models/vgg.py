@@ -4,12 +4,7 @@ FC 4096 - FC 4096 - FC classes with dropout 0.5 (VGG-16 at 224x224: 138,357,544 
 
 from __future__ import annotations
 
-from edgecnn._keras import keras
-from edgecnn.layers import conv_bn_act, dense_act, scale_channels
-from edgecnn.models._common import finish
 from edgecnn.models.registry import register_model
-
-layers = keras.layers
 
 # Convolutions per block; the block widths are 64, 128, 256, 512, 512.
 _DEPTHS = {
@@ -34,6 +29,12 @@ def _create_vgg(
     features_only: bool = False,
     name: str | None = None,
 ) -> keras.Model:
+    # Imported here so that registering the variants does not import TensorFlow.
+    from edgecnn._keras import keras
+    from edgecnn.layers import conv_bn_act, dense_act, scale_channels
+    from edgecnn.models._common import finish
+
+    layers = keras.layers
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     stages = []

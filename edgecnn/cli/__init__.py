@@ -1,0 +1,1 @@
+"""The ``edgecnn`` command line. Modules here import TensorFlow only inside command handlers."""

@@ -1,0 +1,62 @@
+"""Zoo listing with parameter counts. Counting needs each model built once, which takes seconds
+for the deep ones, so counts are cached per model and keyed by the hash of the source files
+that define it: any change to a family file recomputes that family's counts."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from edgecnn.io_utils import atomic_write_text
+from edgecnn.models.registry import get_entry
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("EDGECNN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "edgecnn"
+    )
+    return Path(root) / "zoo_params.json"
+
+
+def _source_key(name: str) -> str:
+    entry = get_entry(name)
+    digest = hashlib.sha256()
+    sources = [inspect.getsourcefile(entry.builder)] + [
+        str(p) for p in sorted((Path(__file__).parent.parent / "layers").glob("*.py"))
+    ]
+    for source in sources:
+        digest.update(Path(source).read_bytes())
+    return f"{name}:{digest.hexdigest()[:16]}"
+
+
+def parameter_counts(names: Iterable[str], progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Learnable parameters of each model at its default configuration."""
+    cache_path = _cache_file()
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    counts, changed = {}, False
+    for name in names:
+        key = _source_key(name)
+        if key not in cache:
+            from edgecnn._keras import keras
+            from edgecnn.models.registry import create_model
+            from edgecnn.models.summary import count_parameters
+
+            if progress:
+                progress(name)
+            cache[key] = count_parameters(create_model(name))[0]
+            keras.backend.clear_session()
+            changed = True
+        counts[name] = cache[key]
+    if changed:
+        try:
+            atomic_write_text(cache_path, json.dumps(cache, indent=0, sort_keys=True))
+        except OSError:
+            pass  # a read-only home only costs the rebuild next time
+    return counts

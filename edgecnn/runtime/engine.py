@@ -1,0 +1,154 @@
+"""Load a TFLite/LiteRT model on the best interpreter present and run it on NumPy arrays.
+
+Backends, in order of preference: ``ai-edge-litert`` (LiteRT), ``tflite_runtime`` (old Pi
+images; it breaks with NumPy 2), ``tf.lite`` (last: it needs TensorFlow).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError
+
+# (backend name, module holding Interpreter)
+_BACKENDS = (
+    ("litert", "ai_edge_litert.interpreter"),
+    ("tflite_runtime", "tflite_runtime.interpreter"),
+    ("tf.lite", "tensorflow.lite"),
+)
+_FLATBUFFER_ID = b"TFL3"
+
+
+def available_backends() -> list[str]:
+    found = []
+    for name, module in _BACKENDS:
+        try:
+            importlib.import_module(module)
+        except Exception:  # ImportError, or tflite_runtime built for NumPy 1 failing on NumPy 2
+            continue
+        found.append(name)
+    return found
+
+
+def _interpreter_class(backend: str | None):
+    errors = []
+    for name, module in _BACKENDS:
+        if backend not in (None, name):
+            continue
+        try:
+            return name, importlib.import_module(module).Interpreter
+        except Exception as error:
+            errors.append(f"{name}: {type(error).__name__}: {error}")
+    wanted = backend or "any backend"
+    raise EdgeCNNError(
+        f"No TFLite interpreter could be loaded for {wanted} ({'; '.join(errors) or 'unknown backend'}).",
+        "Install the runtime with: pip install ai-edge-litert",
+    )
+
+
+def read_model_bytes(model: str | os.PathLike | bytes) -> bytes:
+    """The model's bytes, after checks that keep a bad file from reaching native code."""
+    if isinstance(model, (bytes, bytearray)):
+        data, label = bytes(model), "the model buffer"
+    else:
+        path = Path(model)
+        if not path.is_file():
+            raise EdgeCNNError(f"Model file '{path}' does not exist.", "Check the path.")
+        data, label = path.read_bytes(), f"'{path}'"
+    if len(data) < 8 or data[4:8] != _FLATBUFFER_ID:
+        raise EdgeCNNError(
+            f"{label} is not a TFLite/LiteRT model (no TFL3 flatbuffer header).",
+            "Pass a .tflite file written by `edgecnn convert` or another TFLite converter.",
+        )
+    return data
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+    index: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
+
+
+def _tensor_info(details: dict) -> TensorInfo:
+    scale, zero_point = details.get("quantization", (0.0, 0))
+    return TensorInfo(
+        name=details["name"],
+        shape=tuple(int(d) for d in details["shape"]),
+        dtype=np.dtype(details["dtype"]),
+        scale=float(scale),
+        zero_point=int(zero_point),
+        index=int(details["index"]),
+    )
+
+
+class Engine:
+    """One loaded model. Call it with float arrays; integer I/O is quantized and dequantized
+    with the tensors' own scale and zero point, so callers always see float32."""
+
+    def __init__(self, interpreter, backend: str) -> None:
+        self.interpreter = interpreter
+        self.backend = backend
+        self.inputs = [_tensor_info(d) for d in interpreter.get_input_details()]
+        self.outputs = [_tensor_info(d) for d in interpreter.get_output_details()]
+
+    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        if len(arrays) != len(self.inputs):
+            raise EdgeCNNError(f"The model takes {len(self.inputs)} input(s), got {len(arrays)}.")
+        for info, array in zip(self.inputs, arrays):
+            array = np.asarray(array)
+            if tuple(array.shape) != info.shape:
+                raise EdgeCNNError(
+                    f"Input '{info.name}' must have shape {info.shape}, got {tuple(array.shape)}.",
+                    "Resize the image to the model's input size (the runtime pipelines do this for you).",
+                )
+            self.interpreter.set_tensor(info.index, quantize(array, info))
+        self.interpreter.invoke()
+        return [dequantize(self.interpreter.get_tensor(info.index), info) for info in self.outputs]
+
+
+def quantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
+    if not info.quantized:
+        return array.astype(info.dtype, copy=False)
+    limits = np.iinfo(info.dtype)
+    values = np.round(array / info.scale) + info.zero_point
+    return np.clip(values, limits.min, limits.max).astype(info.dtype)
+
+
+def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
+    if not info.quantized:
+        return array.astype(np.float32, copy=False)
+    return ((array.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
+
+
+def load_engine(model: str | os.PathLike | bytes, threads: int | None = None, backend: str | None = None) -> Engine:
+    """Load ``model`` (path or bytes) on the first backend that imports, or on ``backend``."""
+    data = read_model_bytes(model)
+    name, interpreter_class = _interpreter_class(backend)
+    try:
+        interpreter = interpreter_class(model_content=data, num_threads=threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise EdgeCNNError(
+            f"The {name} interpreter could not load the model ({str(error).splitlines()[0] if str(error) else type(error).__name__}).",
+            "The file may be truncated or corrupt: convert it again.",
+        ) from error
+    return Engine(interpreter, name)
+
+
+def run(model: str | os.PathLike | bytes, inputs: Sequence[np.ndarray], threads: int | None = None) -> list[np.ndarray]:
+    """Convenience: load and run once."""
+    return load_engine(model, threads)(*inputs)

@@ -1,0 +1,81 @@
+"""The `edgecnn` command: models, summary, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import edgecnn
+from edgecnn.cli.main import main
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_summary_reproduces_the_textbook_alexnet_table(capsys):
+    code, out, _ = _run(capsys, "summary", "alexnet", "--input-size", "227", "227", "3", "--json")
+    assert code == 0
+    document = json.loads(out)
+    shapes = [(layer["name"], layer["output_shape"]) for layer in document["layers"]]
+    assert shapes == [
+        ("image", [227, 227, 3]),
+        ("conv1", [55, 55, 96]), ("pool1", [27, 27, 96]), ("norm1", [27, 27, 96]),
+        ("conv2", [27, 27, 256]), ("pool2", [13, 13, 256]), ("norm2", [13, 13, 256]),
+        ("conv3", [13, 13, 384]), ("conv4", [13, 13, 384]), ("conv5", [13, 13, 256]), ("pool3", [6, 6, 256]),
+        ("fc6", [4096]), ("fc7", [4096]), ("fc8", [1000]),
+    ]
+    assert document["total_params"] == sum(layer["params"] for layer in document["layers"])
+    conv1 = document["layers"][1]
+    assert (conv1["kernel"], conv1["stride"], conv1["padding"], conv1["params"]) == (11, 4, [0, 0], 34_944)
+
+
+def test_summary_table_text(capsys):
+    code, out, _ = _run(capsys, "summary", "test_resnet")
+    assert code == 0
+    assert "conv1" in out and "[16x16x8]" in out and "total parameters:" in out
+
+
+def test_models_json_lists_the_zoo_with_parameter_counts(capsys):
+    code, out, _ = _run(capsys, "models", "--task", "classification", "--json")
+    assert code == 0
+    records = json.loads(out)
+    assert [r["name"] for r in records] == edgecnn.list_models("classification")
+    by_name = {r["name"]: r for r in records}
+    assert by_name["vgg16"]["params"] == 138_357_544 and by_name["resnet50"]["task"] == "classification"
+    # second call answers from the cache without building anything
+    code, out_again, err = _run(capsys, "models", "--task", "classification", "--json")
+    assert json.loads(out_again) == records and "counting" not in err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["summary", "resnet5"], "Did you mean 'resnet50'"),
+        (["summary", "alexnet", "--input-size", "32", "32", "3"], "too small"),
+        (["models", "--task", "detection", "--json"], None),
+    ],
+)
+def test_errors_are_one_paragraph_with_exit_2(capsys, argv, message):
+    code, out, err = _run(capsys, *argv)
+    if message is None:  # an empty task is not an error
+        assert code == 0 and json.loads(out) == []
+        return
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_console_script_runs_and_reports_bad_input():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "summary", "nope"], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 2 and "Unknown model 'nope'" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and edgecnn.__version__ in result.stdout
