@@ -17,7 +17,9 @@ from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
 CLASSIFIERS = edgecnn.list_models("classification")
 
 
-def _assert_exports_with_parity(model: keras.Model, rng: np.random.Generator, samples: int = 2) -> dict:
+def _assert_exports_with_parity(model: keras.Model, rng: np.random.Generator, samples: int = 2, gpu=None) -> dict:
+    """fp32 export: builtins only, static batch 1, Keras parity within 1e-4 on the CPU and, given
+    a GPU runner, fully accelerated on LiteRT's GPU accelerator within 1e-3."""
     flatbuffer = convert(model, "fp32")
     ops = op_histogram(flatbuffer)
     assert is_builtin_only(ops), ops
@@ -30,12 +32,16 @@ def _assert_exports_with_parity(model: keras.Model, rng: np.random.Generator, sa
         (result,) = engine(x)
         expected = model(x, training=False).numpy()
         assert np.abs(result - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+    if gpu is not None:
+        on_gpu = gpu(flatbuffer, [x])
+        assert on_gpu.fully_accelerated, on_gpu
+        assert np.abs(on_gpu.outputs[0] - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
     return ops
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_tiny_variant_exports_with_parity(name, rng):
-    _assert_exports_with_parity(edgecnn.create_model(name, **tiny_overrides(name)), rng)
+def test_tiny_variant_exports_with_parity(name, rng, gpu_runner):
+    _assert_exports_with_parity(edgecnn.create_model(name, **tiny_overrides(name)), rng, gpu=gpu_runner)
     keras.backend.clear_session()
 
 
@@ -50,8 +56,10 @@ def test_feature_extractor_exports_every_scale(rng):
     model = edgecnn.create_model("test_resnet", features_only=True, input_shape=(64, 64, 3))
     engine = load_engine(convert(model))
     x = rng.uniform(size=(1, 64, 64, 3)).astype(np.float32)
-    results = sorted(engine(x), key=lambda a: -a.shape[1])
-    for result, expected in zip(results, model(x, training=False)):
+    results = engine(x)
+    expected_outputs = model(x, training=False)
+    assert [r.shape for r in results] == [tuple(e.shape) for e in expected_outputs]  # the model's order
+    for result, expected in zip(results, expected_outputs):
         np.testing.assert_allclose(result, expected.numpy(), atol=1e-4)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,26 @@ def _tensor_info(details: dict) -> TensorInfo:
     )
 
 
+def output_order(name: str) -> tuple[int, str]:
+    """Sort key putting signature outputs ``output_0, output_1, ... output_10`` in the Keras
+    model's output order (the subgraph's own order is arbitrary)."""
+    match = re.search(r"(\d+)$", name)
+    return (int(match.group(1)) if match else 0, name)
+
+
+def _in_model_order(interpreter, outputs: list[TensorInfo]) -> list[TensorInfo]:
+    try:
+        signatures = interpreter.get_signature_list()
+        if not signatures:
+            return outputs
+        details = interpreter.get_signature_runner(next(iter(signatures))).get_output_details()
+    except (AttributeError, ValueError, RuntimeError):  # old runtimes, files without signatures
+        return outputs
+    rank = {int(info["index"]): position for position, (_, info) in
+            enumerate(sorted(details.items(), key=lambda item: output_order(item[0])))}
+    return sorted(outputs, key=lambda info: rank.get(info.index, len(rank)))
+
+
 class Engine:
     """One loaded model. Call it with float arrays; integer I/O is quantized and dequantized
     with the tensors' own scale and zero point, so callers always see float32."""
@@ -103,7 +124,7 @@ class Engine:
         self.interpreter = interpreter
         self.backend = backend
         self.inputs = [_tensor_info(d) for d in interpreter.get_input_details()]
-        self.outputs = [_tensor_info(d) for d in interpreter.get_output_details()]
+        self.outputs = _in_model_order(interpreter, [_tensor_info(d) for d in interpreter.get_output_details()])
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         if len(arrays) != len(self.inputs):
