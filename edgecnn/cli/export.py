@@ -1,0 +1,146 @@
+"""`edgecnn convert`: Keras model -> verified .tflite with metadata inside."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgecnn.cli.common import log, print_json, require_training_stack
+from edgecnn.errors import EdgeCNNError
+
+TARGET_NAMES = ("fp32", "fp16", "dynamic", "int8", "int8-io")
+
+
+def add_parsers(subparsers) -> None:
+    parser = subparsers.add_parser("convert", help="convert a Keras model to a verified .tflite (builtin ops only)")
+    parser.add_argument("model", help="a .keras (or .h5) model file")
+    parser.add_argument("--target", required=True, choices=TARGET_NAMES,
+                        help="fp32; fp16 (GPU); dynamic (int8 weights); int8 (float I/O); int8-io (int8 I/O)")
+    parser.add_argument("--out", required=True, help="the .tflite file to write")
+    parser.add_argument("--calibration", metavar="DATA",
+                        help="DATA spec for int8 calibration and parity samples, e.g. builtin:digits, folder:DIR")
+    parser.add_argument("--report", metavar="FILE.json", help="also write the verification report here")
+    parser.add_argument("--labels", metavar="FILE", help="class names, one per line (default: from the data)")
+    parser.add_argument("--task", choices=["classification", "detection", "segmentation", "generation"],
+                        help="what the model does (default: classification for a single (1, N) output)")
+    parser.add_argument("--samples", type=int, default=16, help="samples compared against Keras (default 16)")
+    parser.add_argument("--calibration-samples", type=int, default=200, help="int8 calibration samples (default 200)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the latency figure (default: all cores)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(handler=run_convert)
+
+
+def _infer_task(model, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2:
+        return "classification"
+    raise EdgeCNNError(
+        f"Cannot tell what task model '{model.name}' performs from its outputs "
+        f"{[tuple(o.shape) for o in model.outputs]}.",
+        "Pass --task classification|detection|segmentation|generation.",
+    )
+
+
+def _read_labels(path: str | None, fallback: list[str] | None) -> list[str] | None:
+    if not path:
+        return fallback
+    file = Path(path)
+    if not file.is_file():
+        raise EdgeCNNError(f"Labels file '{file}' does not exist.", "Give a text file with one class name per line.")
+    return [line.strip() for line in file.read_text().splitlines() if line.strip()]
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edgecnn import __version__
+    from edgecnn.export.convert import get_target
+
+    target = get_target(args.target)
+    if target.needs_calibration and not args.calibration:
+        raise EdgeCNNError(
+            f"Target '{args.target}' quantizes activations and needs calibration data.",
+            "Add --calibration DATA, e.g. --calibration builtin:digits or --calibration folder:images/.",
+        )
+    if args.samples < 1:
+        raise EdgeCNNError("--samples must be at least 1.")
+    require_training_stack("convert")
+    from edgecnn.data.images import load_classification_samples
+    from edgecnn.export.convert import convert
+    from edgecnn.export.keras_io import load_model
+    from edgecnn.export.report import build_report
+    from edgecnn.io_utils import atomic_write_bytes, atomic_write_text
+    from edgecnn.runtime.metadata import write_metadata
+
+    log(f"loading {args.model}")
+    model = load_model(args.model)
+    task = _infer_task(model, args.task)
+    size = tuple(int(d) for d in model.input_shape[1:])
+    class_names = None
+    calibration = None
+    if args.calibration:
+        log(f"loading samples from {args.calibration}")
+        samples, _, class_names = load_classification_samples(args.calibration, size, args.samples, split="val")
+        if target.needs_calibration:
+            calibration_images, _, _ = load_classification_samples(
+                args.calibration, size, args.calibration_samples, split="train")
+
+            def calibration():
+                for image in calibration_images:
+                    yield [image[None]]
+        source = f"{len(samples)} samples of {args.calibration}"
+    else:
+        samples = np.random.default_rng(0).uniform(0, 1, size=(args.samples, *size)).astype(np.float32)
+        source = f"{args.samples} uniform random inputs in [0, 1] (pass --calibration DATA for real samples)"
+
+    log(f"converting to {args.target} ({target.description}), builtin ops only")
+    flatbuffer = convert(model, args.target, calibration)
+    labels = _read_labels(args.labels, class_names)
+    metadata = {
+        "task": task,
+        "labels": labels,
+        "input": {"name": model.inputs[0].name.split(":")[0], "size": list(size), "layout": "NHWC",
+                  "color": "RGB" if size[-1] == 3 else "GRAY",
+                  # model input = pixel (0..255) * scale + offset
+                  "normalization": {"scale": 1 / 255, "offset": 0.0}},
+        "outputs": [{"shape": [1, *[int(d) for d in o.shape[1:]]],
+                     "kind": "logits" if task == "classification" else "raw"} for o in model.outputs],
+        "target": args.target,
+        "source_model": Path(args.model).name,
+        "recipe": None,
+        "edgecnn_version": __version__,
+    }
+    flatbuffer = write_metadata(flatbuffer, metadata)
+    atomic_write_bytes(args.out, flatbuffer)
+    log(f"wrote {args.out} ({len(flatbuffer):,} bytes); verifying (parity, ops, GPU, latency)")
+    report = build_report(flatbuffer, model, args.target, samples, task, source, threads=args.threads)
+    report = {"output": str(args.out), "source": str(args.model), **report, "metadata": metadata}
+    if args.report:
+        atomic_write_text(args.report, json.dumps(report, indent=2))
+    if args.json:
+        print_json(report)
+    else:
+        _print_summary(report)
+    if not report["builtin_only"]:
+        raise EdgeCNNError("The converted file contains non-builtin ops.", "See the report's ops histogram.")
+    return 0
+
+
+def _print_summary(report: dict) -> None:
+    gpu = report["gpu"]
+    parity = report["parity"]
+    lines = [
+        f"target          {report['target']}",
+        f"file            {report['output']}  {report['size_bytes']:,} bytes ({report['gzip_bytes']:,} gzipped)",
+        f"builtin only    {report['builtin_only']}  ops: {', '.join(f'{k} x{v}' for k, v in report['ops'].items())}",
+        f"parity          max |diff| {parity['max_abs_diff']:.3g}"
+        + (f", top-1 agreement {parity['top1_agreement']:.1%}" if "top1_agreement" in parity else "")
+        + f" ({parity['against']})",
+        f"GPU             fully accelerated: {gpu['fully_accelerated']}"
+        + (f", rejected ops: {', '.join(gpu['unsupported_ops'])}" if gpu["unsupported_ops"] else "")
+        + (f" [{gpu['device']}]" if gpu["device"] else f" [not run: {gpu['error']}]"),
+        f"CPU latency     p50 {report['latency_ms']:.2f} ms ({report['latency']['threads']} threads, {report['latency']['backend']})",
+    ]
+    print("\n".join(lines))

@@ -1,0 +1,121 @@
+"""Verification of a converted file: size, ops, builtin-only, GPU compatibility (measured on
+LiteRT's GPU accelerator, with TFLite's static analysis beside it), parity with the Keras
+model, CPU latency. The result is the JSON report of `edgecnn convert`."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import re
+import time
+
+import numpy as np
+
+from edgecnn.runtime import load_engine
+from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
+from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
+from edgecnn.runtime.surgery import single_operator_models
+
+
+def static_gpu_analysis(flatbuffer: bytes) -> dict:
+    """TFLite's own GPU-compatibility analyzer. It misses runtime rejections (it passes
+    LOCAL_RESPONSE_NORMALIZATION, which the delegate does not run), hence the measured check."""
+    from edgecnn._keras import tf
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        tf.lite.experimental.Analyzer.analyze(model_content=flatbuffer, gpu_compatibility=True)
+    output = text.getvalue()
+    warnings = sorted({line.strip() for line in output.splitlines() if "GPU COMPATIBILITY WARNING" in line})
+    ops = sorted(set(re.findall(r"Not supported op (\w+)", output)))
+    return {"compatible": "looks compatible with GPU delegate" in output, "unsupported_ops": ops,
+            "warnings": warnings}
+
+
+def gpu_check(flatbuffer: bytes, sample: np.ndarray, expected: list[np.ndarray] | None) -> dict:
+    """Compile for LiteRT's GPU accelerator and run once. When not everything ran there, each op
+    kind is compiled alone to find which ones the GPU rejects."""
+    software = use_software_gpu() and "swiftshader" in os.environ.get("VK_ICD_FILENAMES", "")
+    run = run_on_gpu(flatbuffer, [sample])
+    result: dict = {"compatible": None, "fully_accelerated": None, "unsupported_ops": [],
+                    "device": None, "error": run.error}
+    if not run.available:
+        return result
+    result["device"] = "software Vulkan (SwiftShader): compatibility is real, timings are not" if software else "gpu"
+    result["fully_accelerated"] = run.fully_accelerated
+    result["compatible"] = run.fully_accelerated
+    if expected is not None and run.outputs:
+        result["max_abs_diff"] = float(max(np.abs(o.astype(np.float32) - e).max() for o, e in zip(run.outputs, expected)))
+    if not run.fully_accelerated:
+        rejected = []
+        for name, single in single_operator_models(flatbuffer).items():
+            engine = load_engine(single)
+            probe = run_on_gpu(single, [np.zeros(t.shape, t.dtype) for t in engine.inputs])
+            if not probe.fully_accelerated:
+                rejected.append(name)
+        result["unsupported_ops"] = rejected
+    return result
+
+
+def _percentiles(samples: list[float]) -> dict:
+    return {f"p{p}": round(float(np.percentile(samples, p)), 4) for p in (50, 90, 99)}
+
+
+def cpu_latency(flatbuffer: bytes, sample: np.ndarray, runs: int = 20, threads: int | None = None) -> dict:
+    threads = threads or os.cpu_count() or 1
+    engine = load_engine(flatbuffer, threads=threads)
+    for _ in range(3):
+        engine(sample)
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        engine(sample)
+        timings.append((time.perf_counter() - start) * 1000)
+    return {**_percentiles(timings), "runs": runs, "threads": threads, "backend": engine.backend}
+
+
+def parity(flatbuffer: bytes, model, samples: np.ndarray, task: str) -> dict:
+    engine = load_engine(flatbuffer)
+    diffs, agree = [], []
+    for sample in samples:
+        batch = sample[None]
+        got = engine(batch)
+        expected = model(batch, training=False)
+        expected = expected if isinstance(expected, (list, tuple)) else [expected]
+        diffs.append(max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected)))
+        if task == "classification":
+            agree.append(int(np.argmax(got[0]) == np.argmax(expected[0].numpy())))
+    result = {"samples": int(len(samples)), "max_abs_diff": max(diffs), "mean_max_abs_diff": float(np.mean(diffs))}
+    if agree:
+        result["top1_agreement"] = float(np.mean(agree))
+    return result
+
+
+def build_report(
+    flatbuffer: bytes,
+    model,
+    target: str,
+    samples: np.ndarray,
+    task: str,
+    sample_source: str,
+    latency_runs: int = 20,
+    threads: int | None = None,
+) -> dict:
+    ops = op_histogram(flatbuffer)
+    first = samples[:1]
+    expected = model(first, training=False)
+    expected = [e.numpy() for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
+    latency = cpu_latency(flatbuffer, first, latency_runs, threads)
+    return {
+        "target": target,
+        "size_bytes": len(flatbuffer),
+        "gzip_bytes": len(gzip.compress(flatbuffer, compresslevel=9)),
+        "ops": ops,
+        "builtin_only": is_builtin_only(ops),
+        "gpu": {**gpu_check(flatbuffer, first, expected), "static": static_gpu_analysis(flatbuffer)},
+        "parity": {"against": f"the Keras model on {sample_source}", **parity(flatbuffer, model, samples, task)},
+        "latency_ms": latency["p50"],
+        "latency": latency,
+    }

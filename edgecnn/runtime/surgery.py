@@ -1,0 +1,49 @@
+"""Cut single operators out of a .tflite file, to ask the GPU accelerator about each op kind."""
+
+from __future__ import annotations
+
+from edgecnn.runtime.modelfile import operator_names
+
+
+def _schema():
+    from ai_edge_litert import schema_py_generated
+
+    return schema_py_generated
+
+
+def single_operator_models(data: bytes) -> dict[str, bytes]:
+    """One model per distinct op kind of the main subgraph (its first occurrence): the op, its
+    constant inputs, its other inputs as graph inputs and its outputs as graph outputs."""
+    import flatbuffers
+
+    schema = _schema()
+    names = operator_names(data)
+    source = schema.Model.GetRootAs(data, 0)
+    first_index: dict[str, int] = {}
+    for index, name in enumerate(names[: source.Subgraphs(0).OperatorsLength()]):
+        first_index.setdefault(name, index)
+    models = {}
+    for name, op_index in first_index.items():
+        model = schema.ModelT.InitFromObj(source)
+        graph = model.subgraphs[0]
+        operator = graph.operators[op_index]
+        used = [t for t in list(operator.inputs) + list(operator.outputs) if t >= 0]
+
+        def constant(tensor_index: int) -> bool:
+            buffer = model.buffers[graph.tensors[tensor_index].buffer]
+            return buffer is not None and buffer.data is not None and len(buffer.data) > 0
+
+        used_buffers = {graph.tensors[t].buffer for t in used}
+        for index, buffer in enumerate(model.buffers):
+            if index not in used_buffers and index != 0:
+                buffer.data = None  # keep indices, drop bytes
+        graph.operators = [operator]
+        graph.inputs = [t for t in operator.inputs if t >= 0 and not constant(t)]
+        graph.outputs = list(operator.outputs)
+        model.subgraphs = [graph]
+        model.signatureDefs = []
+        model.metadata = []
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        models[name] = bytes(builder.Output())
+    return models
