@@ -66,6 +66,10 @@ def run_convert(args: argparse.Namespace) -> int:
         )
     if args.samples < 1:
         raise EdgeCNNError("--samples must be at least 1.")
+    if args.calibration:
+        from edgecnn.data.specs import parse_spec
+
+        parse_spec(args.calibration)  # a bad spec fails before the slow model load
     require_training_stack("convert")
     from edgecnn.data.images import load_classification_samples
     from edgecnn.export.convert import convert

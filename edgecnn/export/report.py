@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from edgecnn.runtime import load_engine
+from edgecnn.runtime.engine import dequantize, quantize
 from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
 from edgecnn.runtime.surgery import single_operator_models
@@ -38,7 +39,8 @@ def gpu_check(flatbuffer: bytes, sample: np.ndarray, expected: list[np.ndarray] 
     """Compile for LiteRT's GPU accelerator and run once. When not everything ran there, each op
     kind is compiled alone to find which ones the GPU rejects."""
     software = use_software_gpu() and "swiftshader" in os.environ.get("VK_ICD_FILENAMES", "")
-    run = run_on_gpu(flatbuffer, [sample])
+    engine = load_engine(flatbuffer)  # for the I/O tensors' dtypes and quantization parameters
+    run = run_on_gpu(flatbuffer, [quantize(sample, engine.inputs[0])])
     result: dict = {"compatible": None, "fully_accelerated": None, "unsupported_ops": [],
                     "device": None, "error": run.error}
     if not run.available:
@@ -47,7 +49,8 @@ def gpu_check(flatbuffer: bytes, sample: np.ndarray, expected: list[np.ndarray] 
     result["fully_accelerated"] = run.fully_accelerated
     result["compatible"] = run.fully_accelerated
     if expected is not None and run.outputs:
-        result["max_abs_diff"] = float(max(np.abs(o.astype(np.float32) - e).max() for o, e in zip(run.outputs, expected)))
+        outputs = [dequantize(o, info) for o, info in zip(run.outputs, engine.outputs)]
+        result["max_abs_diff"] = float(max(np.abs(o - e).max() for o, e in zip(outputs, expected)))
     if not run.fully_accelerated:
         rejected = []
         for name, single in single_operator_models(flatbuffer).items():

@@ -49,8 +49,9 @@ class AcceleratedRun:
 
 
 def run_on_gpu(model: bytes, inputs: Sequence[np.ndarray]) -> AcceleratedRun:
-    """Compile ``model`` for GPU with CPU fallback, run ``inputs`` once, read the outputs.
-    Never raises for a missing GPU: ``available`` is False and ``error`` says why."""
+    """Compile ``model`` for GPU with CPU fallback, run ``inputs`` (already in the model's input
+    dtypes) once, read the raw outputs. Never raises for a missing GPU or a failed run:
+    ``available`` is False, or ``error`` says what failed."""
     try:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
@@ -60,21 +61,23 @@ def run_on_gpu(model: bytes, inputs: Sequence[np.ndarray]) -> AcceleratedRun:
         compiled = CompiledModel.from_buffer(model, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU)
     except RuntimeError as error:
         return AcceleratedRun(available=False, error=_first_line(error))
-    signature = next(iter(compiled.get_signature_list()))
-    input_buffers = compiled.create_input_buffers(0)
-    output_buffers = compiled.create_output_buffers(0)
-    for buffer, array in zip(input_buffers, inputs):
-        buffer.write(np.ascontiguousarray(array))
-    compiled.run_by_index(0, input_buffers, output_buffers)
-    details = compiled.get_output_tensor_details(signature)
-    outputs = []
-    for buffer, (name, info) in zip(output_buffers, details.items()):
-        shape = tuple(info["shape"])
-        outputs.append((name, buffer.read(int(np.prod(shape)), np.dtype(info["dtype"])).reshape(shape)))
+    fully_accelerated = bool(compiled.is_fully_accelerated())
+    try:
+        signature = next(iter(compiled.get_signature_list()))
+        input_buffers = compiled.create_input_buffers(0)
+        output_buffers = compiled.create_output_buffers(0)
+        for buffer, array in zip(input_buffers, inputs):
+            buffer.write(np.ascontiguousarray(array))
+        compiled.run_by_index(0, input_buffers, output_buffers)
+        details = compiled.get_output_tensor_details(signature)
+        outputs = []
+        for buffer, (name, info) in zip(output_buffers, details.items()):
+            shape = tuple(info["shape"])
+            outputs.append((name, buffer.read(int(np.prod(shape)), np.dtype(info["dtype"])).reshape(shape)))
+    except (RuntimeError, ValueError) as error:
+        return AcceleratedRun(available=True, fully_accelerated=fully_accelerated, error=_first_line(error))
     outputs.sort(key=lambda item: output_order(item[0]))
-    return AcceleratedRun(
-        available=True, fully_accelerated=bool(compiled.is_fully_accelerated()), outputs=[o for _, o in outputs]
-    )
+    return AcceleratedRun(available=True, fully_accelerated=fully_accelerated, outputs=[o for _, o in outputs])
 
 
 def _first_line(error: Exception) -> str:
