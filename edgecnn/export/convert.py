@@ -72,6 +72,11 @@ def _unsupported_ops(message: str) -> list[str]:
     return sorted(set(names))
 
 
+def is_quantization_aware(model) -> bool:
+    """A QAT model carries its own activation ranges: int8 conversion needs no calibration."""
+    return any(type(layer).__name__.startswith(("QuantizeWrapper", "QuantizeLayer")) for layer in model.layers)
+
+
 def convert(
     model,
     target: str = "fp32",
@@ -84,7 +89,7 @@ def convert(
     input, batch ``batch_size``), as TFLite's representative dataset.
     """
     spec = get_target(target)
-    if spec.needs_calibration and calibration is None:
+    if spec.needs_calibration and calibration is None and not is_quantization_aware(model):
         raise EdgeCNNError(
             f"Target '{target}' quantizes activations and needs calibration data.",
             "Pass calibration samples (CLI: --calibration DATA, e.g. builtin:digits).",
@@ -102,8 +107,10 @@ def convert(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif spec.needs_calibration:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = calibration
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if calibration is not None:
+            converter.representative_dataset = calibration
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # else a QAT model: its fake-quant ranges already make every op integer
         if target == "int8-io":
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8

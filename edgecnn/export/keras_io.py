@@ -15,9 +15,27 @@ def load_model(path: str | Path):
     from edgecnn._keras import keras
 
     try:
+        if _needs_quantize_scope(path):
+            from tensorflow_model_optimization.quantization.keras import quantize_scope
+
+            from edgecnn.optimize.qat import custom_objects
+
+            with quantize_scope(custom_objects()):
+                return keras.models.load_model(path, compile=False)
         return keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as error:
         raise EdgeCNNError(
             f"Could not load '{path}' as a Keras model ({type(error).__name__}: {str(error).splitlines()[0]}).",
             "Pass a .keras or .h5 file written by `edgecnn train` or keras.Model.save.",
         ) from error
+
+
+def _needs_quantize_scope(path: Path) -> bool:
+    """QAT models (tfmot wrappers) load only inside tfmot's quantize_scope."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return b"QuantizeWrapper" in archive.read("config.json")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return path.suffix == ".h5" and b"QuantizeWrapper" in path.read_bytes()[:10_000_000]

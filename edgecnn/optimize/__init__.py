@@ -1,0 +1,1 @@
+"""Model optimization: functions that transform a finished float model (pruning, QAT)."""
