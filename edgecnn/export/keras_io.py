@@ -39,3 +39,32 @@ def _needs_quantize_scope(path: Path) -> bool:
             return b"QuantizeWrapper" in archive.read("config.json")
     except (zipfile.BadZipFile, KeyError, OSError):
         return path.suffix == ".h5" and b"QuantizeWrapper" in path.read_bytes()[:10_000_000]
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Save atomically (a temporary file renamed into place). QAT models must use .h5: tfmot's
+    QuantizeLayer cannot be restored from the .keras format (it expects 5 variables, gets 3)."""
+    import os
+    import tempfile
+
+    from edgecnn.export.convert import is_quantization_aware
+
+    path = Path(path)
+    if path.suffix not in (".keras", ".h5"):
+        raise EdgeCNNError(f"Cannot save a model as '{path.name}'.", "Use a .keras (or .h5) file name.")
+    if path.suffix == ".keras" and is_quantization_aware(model):
+        raise EdgeCNNError(
+            f"Quantization-aware model '{model.name}' cannot be saved as .keras (tfmot's quantize layers do not "
+            "restore from that format).",
+            f"Save it as '{path.with_suffix('.h5').name}' instead.",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
