@@ -100,7 +100,7 @@ def test_gpu_report_names_the_ops_the_gpu_rejects(capsys, tmp_path, gpu):
          "does not exist"),
         (lambda d: ["convert", str(d / "junk.keras"), "--target", "fp32", "--out", str(d / "o.tflite")],
          "Could not load"),
-        (lambda d: ["convert", str(d / "junk.keras"), "--target", "int8", "--out", str(d / "o.tflite")],
+        (lambda d: ["convert", str(d / "float.keras"), "--target", "int8", "--out", str(d / "o.tflite")],
          "--calibration"),
         (lambda d: ["convert", str(d / "junk.keras"), "--target", "fp32", "--out", str(d / "o.tflite"),
                     "--calibration", "builtin:digitz"], "Did you mean 'digits'"),
@@ -108,6 +108,7 @@ def test_gpu_report_names_the_ops_the_gpu_rejects(capsys, tmp_path, gpu):
 )
 def test_convert_errors(capsys, tmp_path, make_args, message):
     (tmp_path / "junk.keras").write_bytes(b"not a model")
+    edgecnn.create_model("test_vgg").save(tmp_path / "float.keras")
     code = main(make_args(tmp_path))
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err

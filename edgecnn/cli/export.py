@@ -59,11 +59,6 @@ def run_convert(args: argparse.Namespace) -> int:
     from edgecnn.export.convert import get_target
 
     target = get_target(args.target)
-    if target.needs_calibration and not args.calibration:
-        raise EdgeCNNError(
-            f"Target '{args.target}' quantizes activations and needs calibration data.",
-            "Add --calibration DATA, e.g. --calibration builtin:digits or --calibration folder:images/.",
-        )
     if args.samples < 1:
         raise EdgeCNNError("--samples must be at least 1.")
     if args.calibration:
@@ -80,6 +75,13 @@ def run_convert(args: argparse.Namespace) -> int:
 
     log(f"loading {args.model}")
     model = load_model(args.model)
+    from edgecnn.export.convert import is_quantization_aware
+
+    if target.needs_calibration and not args.calibration and not is_quantization_aware(model):
+        raise EdgeCNNError(
+            f"Target '{args.target}' quantizes activations and needs calibration data (or a QAT model).",
+            "Add --calibration DATA, e.g. --calibration builtin:digits or --calibration folder:images/.",
+        )
     task = _infer_task(model, args.task)
     size = tuple(int(d) for d in model.input_shape[1:])
     class_names = None

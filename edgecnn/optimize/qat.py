@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from edgecnn._keras import keras
+import numpy as np
+
+from edgecnn._keras import keras, tf
 from edgecnn.layers import LocalResponseNormalization, Maxout
 
 log = logging.getLogger("edgecnn.qat")
@@ -72,10 +74,9 @@ def custom_objects() -> dict:
     }
 
 
-def _flatten(model):
-    """QAT needs one flat functional model: nested models are inlined layer by layer."""
-    if not any(isinstance(layer, keras.Model) for layer in model.layers):
-        return model
+def _rebuild(model, make_layer):
+    """Re-run ``model``'s graph on fresh inputs, inlining nested models; ``make_layer(layer)``
+    returns the layer to call in its place, or None to pass its input straight through."""
     inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
 
     def call(submodel, tensors):
@@ -85,17 +86,71 @@ def _flatten(model):
                 layer = node.layer
                 if isinstance(layer, keras.layers.InputLayer):
                     continue
-                args = [mapping[id(t)] for t in keras.backend.flatten(node.input_tensors)] if node.input_tensors is not None else []
-                args = args[0] if len(args) == 1 else args
-                result = call(layer, args if isinstance(args, list) else [args]) if isinstance(layer, keras.Model) \
-                    else layer(args)
+                args = [mapping[id(t)] for t in tf.nest.flatten(node.input_tensors)]
+                if isinstance(layer, keras.Model):
+                    result = call(layer, args)
+                else:
+                    replacement = make_layer(layer)
+                    argument = args[0] if len(args) == 1 else args
+                    result = argument if replacement is None else replacement(argument)
                 outputs = result if isinstance(result, (list, tuple)) else [result]
-                for tensor, value in zip(keras.backend.flatten(node.output_tensors), outputs):
+                for tensor, value in zip(tf.nest.flatten(node.output_tensors), outputs):
                     mapping[id(tensor)] = value
         results = [mapping[id(t)] for t in submodel.outputs]
         return results if len(results) > 1 else results[0]
 
     return keras.Model(inputs, call(model, inputs), name=model.name)
+
+
+def _foldable_pairs(model) -> dict[str, object]:
+    """Conv2D name -> the BatchNormalization that alone consumes its output."""
+    pairs = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            pairs.update(_foldable_pairs(layer))
+        if type(layer).__name__ != "BatchNormalization" or len(layer.inbound_nodes) != 1:
+            continue
+        sources = layer.inbound_nodes[0].inbound_layers
+        source = sources if not isinstance(sources, list) else (sources[0] if len(sources) == 1 else None)
+        if (type(source).__name__ == "Conv2D" and len(source.outbound_nodes) == 1
+                and source.get_config()["activation"] == "linear" and layer.axis in ([-1], [3], -1, 3)):
+            pairs[source.name] = layer
+    return pairs
+
+
+def fold_batch_norms(model):
+    """An inference-equivalent copy of ``model`` where each Conv2D -> BatchNormalization pair is
+    one biased Conv2D: W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps).
+    tfmot's QAT leaves such pairs for the converter, which then keeps batch norm as float
+    MUL/ADD between DEQUANTIZE/QUANTIZE once the statistics moved; folded, every op is int8."""
+    pairs = _foldable_pairs(model)
+    folded_norms = {bn.name for bn in pairs.values()}
+
+    def make_layer(layer):
+        if layer.name in folded_norms:
+            return None
+        norm = pairs.get(layer.name)
+        if norm is None:
+            return layer
+        config = {**layer.get_config(), "use_bias": True}
+        conv = keras.layers.Conv2D.from_config(config)
+        conv.build(layer.input_shape)
+        kernel = layer.kernel.numpy()
+        bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[-1], np.float32)
+        gamma = norm.gamma.numpy() if norm.scale else np.ones_like(bias)
+        beta = norm.beta.numpy() if norm.center else np.zeros_like(bias)
+        scale = gamma / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
+        conv.set_weights([kernel * scale, (bias - norm.moving_mean.numpy()) * scale + beta])
+        return conv
+
+    return _rebuild(model, make_layer)
+
+
+def _flatten(model):
+    """QAT needs one flat functional model: nested models are inlined layer by layer."""
+    if not any(isinstance(layer, keras.Model) for layer in model.layers):
+        return model
+    return _rebuild(model, lambda layer: layer)
 
 
 def _registry_handles(registry, layer) -> bool:
@@ -109,8 +164,9 @@ def _registry_handles(registry, layer) -> bool:
     return True
 
 
-def quantize_aware(model, preserve_sparsity: bool = False):
-    """A QAT copy of ``model`` (weights kept), ready to fine-tune and then convert to int8."""
+def quantize_aware(model, preserve_sparsity: bool = False, fold_batch_norm: bool = True):
+    """A QAT copy of ``model`` (weights kept), ready to fine-tune and then convert to int8.
+    Batch norms after convolutions are folded into them first (see ``fold_batch_norms``)."""
     tfmot = _tfmot()
     quantization = tfmot.quantization.keras
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
@@ -130,7 +186,7 @@ def quantize_aware(model, preserve_sparsity: bool = False):
         fallbacks.append(f"{layer.name} ({type(layer).__name__})")
         return quantization.quantize_annotate_layer(clone, quantize_config=config_class())
 
-    flat = _flatten(model)
+    flat = fold_batch_norms(model) if fold_batch_norm else _flatten(model)
     with quantization.quantize_scope(custom_objects()):
         annotated = keras.models.clone_model(flat, clone_function=annotate)
         annotated.set_weights(flat.get_weights())

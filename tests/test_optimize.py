@@ -1,0 +1,163 @@
+"""Pruning, QAT and sparsity-preserving QAT as transformations of finished models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn._keras import keras
+from edgecnn.errors import EdgeCNNError
+from edgecnn.export.convert import convert, is_quantization_aware
+from edgecnn.export.keras_io import save_model
+from edgecnn.layers import ACTIVATIONS, conv_bn_act
+from edgecnn.optimize.pruning import (
+    PruningConfig,
+    is_2_4_sparse,
+    kernel_sparsity,
+    prune,
+    pruning_callbacks,
+    strip,
+)
+from edgecnn.optimize.qat import quantize_aware
+from edgecnn.runtime import load_engine
+from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
+
+FAMILIES = ["test_alexnet", "test_vgg", "test_googlenet", "test_resnet", "test_resnet_bottleneck"]
+
+
+def _fit(model, steps: int, rng, callbacks=(), learning_rate=1e-3):
+    shape = model.input_shape[1:]
+    x = rng.uniform(size=(steps * 4, *shape)).astype(np.float32)
+    y = rng.integers(0, model.output_shape[-1], size=steps * 4)
+    model.compile(keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=list(callbacks))
+    return x
+
+
+@pytest.mark.parametrize("name", ["test_alexnet", "test_googlenet", "test_resnet"])
+@pytest.mark.parametrize("structure", ["unstructured", "2:4"])
+def test_pruning_reaches_its_target_and_strips(name, structure, rng):
+    model = edgecnn.create_model(name)
+    pruned = prune(model, PruningConfig(0.6, "constant", structure, end_step=4, frequency=1))
+    x = _fit(pruned, 4, rng, pruning_callbacks())
+    stripped = strip(pruned)
+    assert not any("PruneLowMagnitude" in type(layer).__name__ for layer in stripped.layers)
+    sparsities = kernel_sparsity(stripped)
+    # the stem sees 3 input channels: 2:4 needs a multiple of 4, so it is skipped, not broken
+    pruned_layers = {n: s for n, s in sparsities.items() if not (structure == "2:4" and n == "conv1")}
+    target = 0.5 if structure == "2:4" else 0.6
+    assert all(s >= target - 0.02 for s in pruned_layers.values()), pruned_layers
+    if structure == "2:4":
+        assert sparsities["conv1"] == 0.0
+        for layer in stripped.layers:
+            if layer.name in pruned_layers:
+                assert is_2_4_sparse(layer.kernel.numpy()), layer.name
+    flatbuffer = convert(stripped)
+    np.testing.assert_allclose(load_engine(flatbuffer)(x[:1])[0], stripped(x[:1], training=False).numpy(), atol=1e-4)
+
+
+def test_polynomial_schedule_ramps_up(rng):
+    model = edgecnn.create_model("test_vgg")
+    pruned = prune(model, PruningConfig(0.8, "polynomial", initial_sparsity=0.1, end_step=20, frequency=5))
+    _fit(pruned, 6, rng, pruning_callbacks())
+    early = np.mean(list(kernel_sparsity(strip(pruned)).values()))
+    _fit(pruned, 20, rng, pruning_callbacks())
+    late = np.mean(list(kernel_sparsity(strip(pruned)).values()))
+    assert 0.05 < early < late and late >= 0.78
+
+
+@pytest.mark.parametrize("config,message", [
+    (dict(target_sparsity=1.2), "target_sparsity"),
+    (dict(schedule="cosine"), "Unknown pruning schedule"),
+    (dict(structure="1:4"), "Unknown pruning structure"),
+    (dict(begin_step=10, end_step=5), "end_step"),
+])
+def test_pruning_config_errors(config, message):
+    with pytest.raises(EdgeCNNError, match=message):
+        PruningConfig(**config)
+
+
+def _qat_to_int8(model, rng):
+    qat = quantize_aware(model)
+    assert is_quantization_aware(qat)
+    x = _fit(qat, 4, rng, learning_rate=1e-4)
+    flatbuffer = convert(qat, "int8")  # QAT carries its ranges: no calibration needed
+    ops = op_histogram(flatbuffer)
+    assert is_builtin_only(ops) and "QUANTIZE" in ops, ops
+    engine = load_engine(flatbuffer)
+    tensors = engine.interpreter.get_tensor_details()
+    # really integer: only the float I/O edge stays float, and the inside of LRN layers, which get
+    # output-only quantization (their SQUARE/RSQRT chain runs in float between (de)quantize ops)
+    floats = [t["name"] for t in tensors if np.dtype(t["dtype"]) == np.float32 and "/quant_norm" not in t["name"]]
+    assert len(floats) <= 2 * (len(engine.inputs) + len(engine.outputs)), floats
+    result = engine(x[:1])[0]
+    expected = qat(x[:1], training=False).numpy()
+    assert np.abs(result - expected).max() <= 0.1 * max(1.0, np.abs(expected).max())
+    return qat
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_qat_every_family_converts_to_int8(name, rng):
+    _qat_to_int8(edgecnn.create_model(name), rng)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_qat_every_activation(activation, rng):
+    inputs = keras.Input((16, 16, 8))
+    x = conv_bn_act(inputs, 8, 3, 1, 1, activation, name="block")
+    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+    _qat_to_int8(keras.Model(inputs, outputs), rng)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap: with per-layer annotation the prune-preserve scheme keeps conv kernels at 50% zeros "
+    "but Dense kernels lose theirs during QAT (fc6 12%, fc7 24% measured); strict so a fix shows up"))
+def test_pqat_keeps_the_zeros_into_the_int8_file(rng):
+    model = edgecnn.create_model("test_vgg")
+    pruned = prune(model, PruningConfig(0.5, "constant", end_step=4, frequency=1))
+    _fit(pruned, 4, rng, pruning_callbacks())
+    stripped = strip(pruned)
+    qat = quantize_aware(stripped, preserve_sparsity=True)
+    _fit(qat, 8, rng, learning_rate=1e-3)
+    kernels = _int8_kernels(convert(qat, "int8"))
+    assert kernels
+    assert np.mean([np.mean(k == 0) for k in kernels]) >= 0.48
+    # plain QAT of the same pruned model lets the zeros drift away: the check above can fail
+    drifting = quantize_aware(stripped)
+    _fit(drifting, 8, rng, learning_rate=1e-3)
+    assert np.mean([np.mean(k == 0) for k in _int8_kernels(convert(drifting, "int8"))]) < 0.48
+
+
+def _int8_kernels(flatbuffer: bytes) -> list[np.ndarray]:
+    """The int8 weight tensors (constants) of a converted model."""
+    interpreter = load_engine(flatbuffer).interpreter
+    kernels = []
+    for tensor in interpreter.get_tensor_details():
+        if np.dtype(tensor["dtype"]) != np.int8 or len(tensor["shape"]) not in (2, 4) or np.prod(tensor["shape"]) < 256:
+            continue
+        try:
+            kernels.append(interpreter.get_tensor(tensor["index"]))
+        except ValueError:  # an activation, not a constant
+            continue
+    return kernels
+
+
+def test_qat_models_save_as_h5_and_load(tmp_path, rng):
+    qat = quantize_aware(edgecnn.create_model("test_alexnet"))
+    x = _fit(qat, 2, rng)
+    with pytest.raises(EdgeCNNError, match=r"\.h5"):
+        save_model(qat, tmp_path / "qat.keras")
+    path = save_model(qat, tmp_path / "qat.h5")
+    reloaded = edgecnn.load_model(path)
+    np.testing.assert_allclose(reloaded(x[:2], training=False).numpy(), qat(x[:2], training=False).numpy(), atol=1e-6)
+
+
+def test_nested_models_are_flattened_for_qat(rng):
+    backbone = edgecnn.create_model("test_resnet", features_only=True)
+    inputs = keras.Input((32, 32, 3))
+    features = backbone(inputs)[-1]
+    outputs = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(features))
+    nested = keras.Model(inputs, outputs)
+    qat = _qat_to_int8(nested, rng)
+    assert not any(isinstance(layer, keras.Model) for layer in qat.layers)
