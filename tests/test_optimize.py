@@ -19,7 +19,7 @@ from edgecnn.optimize.pruning import (
     pruning_callbacks,
     strip,
 )
-from edgecnn.optimize.qat import quantize_aware
+from edgecnn.optimize.qat import prepare_for_qat, quantize_aware
 from edgecnn.runtime import load_engine
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
 
@@ -110,9 +110,6 @@ def test_qat_every_activation(activation, rng):
     _qat_to_int8(keras.Model(inputs, outputs), rng)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: with per-layer annotation the prune-preserve scheme keeps conv kernels at 50% zeros "
-    "but Dense kernels lose theirs during QAT (fc6 12%, fc7 24% measured); strict so a fix shows up"))
 def test_pqat_keeps_the_zeros_into_the_int8_file(rng):
     model = edgecnn.create_model("test_vgg")
     pruned = prune(model, PruningConfig(0.5, "constant", end_step=4, frequency=1))
@@ -161,3 +158,29 @@ def test_nested_models_are_flattened_for_qat(rng):
     nested = keras.Model(inputs, outputs)
     qat = _qat_to_int8(nested, rng)
     assert not any(isinstance(layer, keras.Model) for layer in qat.layers)
+
+
+@pytest.mark.parametrize("name", FAMILIES + ["googlenet_bn"])
+def test_prepare_for_qat_keeps_the_function_and_removes_bn_and_relu_layers(name, rng):
+    overrides = {} if name.startswith("test_") else {"width_multiplier": 1 / 16, "num_classes": 10,
+                                                      "input_shape": (64, 64, 3)}
+    model = edgecnn.create_model(name, **overrides)
+    # non-trivial batch-norm statistics, so folding has something to fold
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            channels = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(size=channels),
+                               rng.normal(size=channels), rng.uniform(0.5, 2.0, channels)])
+    prepared = prepare_for_qat(model)
+    kinds = [type(layer).__name__ for layer in prepared.layers]
+    assert "BatchNormalization" not in kinds
+    relus_left = [layer.name for layer in prepared.layers if type(layer).__name__ == "Activation"
+                  and layer.get_config()["activation"] == "relu"]
+    # what stays is a ReLU after an Add, a pool or a concat, never one after a conv or dense
+    for layer in prepared.layers:
+        if layer.name in relus_left:
+            source = layer.inbound_nodes[-1].inbound_layers
+            assert type(source).__name__ not in ("Conv2D", "Dense"), layer.name
+    x = rng.uniform(size=(2, *model.input_shape[1:])).astype(np.float32)
+    expected = model(x, training=False).numpy()
+    np.testing.assert_allclose(prepared(x, training=False).numpy(), expected, atol=1e-4 * max(1, np.abs(expected).max()))

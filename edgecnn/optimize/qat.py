@@ -102,20 +102,56 @@ def _rebuild(model, make_layer):
     return keras.Model(inputs, call(model, inputs), name=model.name)
 
 
-def _foldable_pairs(model) -> dict[str, object]:
-    """Conv2D name -> the BatchNormalization that alone consumes its output."""
+def _sole_consumer_pairs(model, producer_types: tuple[str, ...], accepts) -> dict[str, object]:
+    """Producer layer name -> the layer that alone consumes its output, for producers of the
+    given types with a linear activation whose consumer satisfies ``accepts``. Only this model's
+    own nodes count: layers reused by an earlier rebuild have nodes in other graphs too."""
     pairs = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            pairs.update(_foldable_pairs(layer))
-        if type(layer).__name__ != "BatchNormalization" or len(layer.inbound_nodes) != 1:
-            continue
-        sources = layer.inbound_nodes[0].inbound_layers
-        source = sources if not isinstance(sources, list) else (sources[0] if len(sources) == 1 else None)
-        if (type(source).__name__ == "Conv2D" and len(source.outbound_nodes) == 1
-                and source.get_config()["activation"] == "linear" and layer.axis in ([-1], [3], -1, 3)):
-            pairs[source.name] = layer
+    calls: dict[str, int] = {}
+    consumers: dict[str, list] = {}
+    producers: dict[str, object] = {}
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            layer = node.layer
+            if isinstance(layer, keras.Model):
+                pairs.update(_sole_consumer_pairs(layer, producer_types, accepts))
+            calls[layer.name] = calls.get(layer.name, 0) + 1
+            for source in tf.nest.flatten(node.inbound_layers):
+                consumers.setdefault(source.name, []).append(layer)
+                producers[source.name] = source
+    for name, users in consumers.items():
+        source = producers[name]
+        if (len(users) == 1 and calls.get(name) == 1 and calls.get(users[0].name) == 1 and accepts(users[0])
+                and type(source).__name__ in producer_types and source.get_config()["activation"] == "linear"):
+            pairs[name] = users[0]
     return pairs
+
+
+def _is_channel_batch_norm(layer) -> bool:
+    return type(layer).__name__ == "BatchNormalization" and layer.axis in ([-1], [3], -1, 3)
+
+
+def _is_plain_relu(layer) -> bool:
+    if type(layer).__name__ == "Activation":
+        return layer.get_config()["activation"] == "relu"
+    if type(layer).__name__ == "ReLU":
+        config = layer.get_config()
+        return config.get("max_value") is None and not config.get("negative_slope") and not config.get("threshold")
+    return False
+
+
+def _replace_pairs(model, pairs: dict[str, object], make_replacement):
+    """Rebuild ``model`` with each producer in ``pairs`` replaced by ``make_replacement(producer,
+    consumer)`` and the consumer dropped (its input passes straight through)."""
+    consumers = {consumer.name for consumer in pairs.values()}
+
+    def make_layer(layer):
+        if layer.name in consumers:
+            return None
+        consumer = pairs.get(layer.name)
+        return layer if consumer is None else make_replacement(layer, consumer)
+
+    return _rebuild(model, make_layer)
 
 
 def fold_batch_norms(model):
@@ -123,17 +159,9 @@ def fold_batch_norms(model):
     one biased Conv2D: W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps).
     tfmot's QAT leaves such pairs for the converter, which then keeps batch norm as float
     MUL/ADD between DEQUANTIZE/QUANTIZE once the statistics moved; folded, every op is int8."""
-    pairs = _foldable_pairs(model)
-    folded_norms = {bn.name for bn in pairs.values()}
 
-    def make_layer(layer):
-        if layer.name in folded_norms:
-            return None
-        norm = pairs.get(layer.name)
-        if norm is None:
-            return layer
-        config = {**layer.get_config(), "use_bias": True}
-        conv = keras.layers.Conv2D.from_config(config)
+    def folded(layer, norm):
+        conv = keras.layers.Conv2D.from_config({**layer.get_config(), "use_bias": True})
         conv.build(layer.input_shape)
         kernel = layer.kernel.numpy()
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[-1], np.float32)
@@ -143,7 +171,26 @@ def fold_batch_norms(model):
         conv.set_weights([kernel * scale, (bias - norm.moving_mean.numpy()) * scale + beta])
         return conv
 
-    return _rebuild(model, make_layer)
+    return _replace_pairs(model, _sole_consumer_pairs(model, ("Conv2D",), _is_channel_batch_norm), folded)
+
+
+def fuse_relu(model):
+    """A copy of ``model`` where a ReLU that alone follows a Conv2D or Dense becomes that layer's
+    own activation. tfmot gives a layer followed by a separate ReLU a no-op quantize config, so
+    its weights would get no fake quantization during QAT and no sparsity mask during PQAT."""
+
+    def fused(layer, relu):
+        replacement = layer.__class__.from_config({**layer.get_config(), "activation": "relu"})
+        replacement.build(layer.input_shape)
+        replacement.set_weights(layer.get_weights())
+        return replacement
+
+    return _replace_pairs(model, _sole_consumer_pairs(model, ("Conv2D", "Dense"), _is_plain_relu), fused)
+
+
+def prepare_for_qat(model):
+    """Flatten nested models, fold batch norms, fuse ReLUs: same function, QAT-friendly graph."""
+    return fuse_relu(fold_batch_norms(model))
 
 
 def _flatten(model):
@@ -166,7 +213,8 @@ def _registry_handles(registry, layer) -> bool:
 
 def quantize_aware(model, preserve_sparsity: bool = False, fold_batch_norm: bool = True):
     """A QAT copy of ``model`` (weights kept), ready to fine-tune and then convert to int8.
-    Batch norms after convolutions are folded into them first (see ``fold_batch_norms``)."""
+    The graph is first made QAT-friendly without changing its function (``prepare_for_qat``:
+    batch norms folded into convolutions, ReLUs fused into the layer before them)."""
     tfmot = _tfmot()
     quantization = tfmot.quantization.keras
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
@@ -186,7 +234,7 @@ def quantize_aware(model, preserve_sparsity: bool = False, fold_batch_norm: bool
         fallbacks.append(f"{layer.name} ({type(layer).__name__})")
         return quantization.quantize_annotate_layer(clone, quantize_config=config_class())
 
-    flat = fold_batch_norms(model) if fold_batch_norm else _flatten(model)
+    flat = prepare_for_qat(model) if fold_batch_norm else _flatten(model)
     with quantization.quantize_scope(custom_objects()):
         annotated = keras.models.clone_model(flat, clone_function=annotate)
         annotated.set_weights(flat.get_weights())
