@@ -60,8 +60,10 @@ def _folder(path: Path, size, limit, split):
         raise EdgeCNNError(f"'{path}' has no class subfolders.", "Lay it out as DIR/<class>/<image files>.")
     files = [(f, index) for index, name in enumerate(classes) for f in sorted((path / name).iterdir())
              if f.suffix.lower() in IMAGE_SUFFIXES]
-    order = np.random.default_rng(0).permutation(len(files))
-    files = [files[i] for i in order][: limit or None]
+    order = np.random.default_rng(0).permutation(len(files))  # fixed split: 80% train, 20% val
+    cut = int(0.8 * len(order)) if len(order) >= 5 else len(order)
+    chosen = order[:cut] if split == "train" else (order[cut:] if cut < len(order) else order)
+    files = [files[i] for i in chosen][: limit or None]
     images, labels = [], []
     for file, label in files:
         image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)

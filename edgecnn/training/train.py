@@ -1,0 +1,205 @@
+"""`edgecnn train`: a recipe in, DIR/model.keras, DIR/metrics.json, DIR/checkpoints/, DIR/logs/ out.
+
+Resuming relies on Keras' BackupAndRestore: a run killed mid-epoch (even by SIGKILL) restarts
+from the last completed epoch and ends with the recipe's number of epochs. Scale-out uses
+tf.distribute strategies, nothing home-made.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.io_utils import atomic_write_text
+from edgecnn.training.recipe import Recipe
+
+log = logging.getLogger("edgecnn.train")
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def _strategy(name: str):
+    from edgecnn._keras import tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        import os
+
+        if "TF_CONFIG" not in os.environ:
+            raise EdgeCNNError("--strategy multiworker needs the TF_CONFIG environment variable.",
+                               "Set it on every worker (see the README's 'Several machines').")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _datasets(recipe: Recipe):
+    from edgecnn._keras import tf
+    from edgecnn.data.images import load_classification_samples
+
+    if recipe.task != "classification":
+        raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
+                           "Use a classification recipe (see recipes/).")
+    size = tuple(recipe.data.input_size)
+    x, y, classes = load_classification_samples(recipe.data.train, size, split="train")
+    x_val, y_val, _ = load_classification_samples(recipe.data.val or recipe.data.train, size, split="val")
+    augment = recipe.data.augment
+    batch = recipe.training.batch_size
+
+    def augmented(image, label):
+        if augment.flip:
+            image = tf.image.random_flip_left_right(image)
+        if augment.color:
+            image = tf.image.random_brightness(image, augment.color)
+            image = tf.image.random_contrast(image, 1 - augment.color, 1 + augment.color)
+        if augment.scale:
+            height, width = size[0], size[1]
+            factor = tf.random.uniform([], 1.0, 1.0 + augment.scale)
+            bigger = tf.image.resize(image, [tf.cast(height * factor, tf.int32), tf.cast(width * factor, tf.int32)])
+            image = tf.image.random_crop(bigger, size)
+        return tf.clip_by_value(image, 0.0, 1.0), label
+
+    train = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=recipe.training.seed)
+             .map(augmented, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE))
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch).prefetch(tf.data.AUTOTUNE)
+    return train, val, classes, math.ceil(len(x) / batch)
+
+
+def _optimizer(recipe: Recipe, steps: int, learning_rate: float | None = None):
+    from edgecnn._keras import keras
+
+    training = recipe.training
+    rate = learning_rate or training.learning_rate
+    total = max(1, steps * training.epochs)
+    if learning_rate is None and training.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, total)
+    elif learning_rate is None and training.schedule == "step":
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(total * 0.5), int(total * 0.75)], [rate, rate / 10, rate / 100])
+    if training.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9)
+    if training.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=training.weight_decay or 1e-4)
+    return keras.optimizers.Adam(rate)
+
+
+def _compile(model, optimizer):
+    from edgecnn._keras import keras
+
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def _history(csv_path: Path) -> list[dict]:
+    if not csv_path.exists():
+        return []
+    with csv_path.open() as stream:
+        rows = {int(row["epoch"]): {k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)}
+    return [rows[epoch] for epoch in sorted(rows)]  # an epoch repeated after a resume counts once
+
+
+def _fit_stage(model, train, val, epochs: int, directory: Path, stage: str, extra_callbacks=()):
+    """fit with backup (resume), CSV history, TensorBoard; returns the merged history."""
+    from edgecnn._keras import keras
+
+    checkpoints = directory / "checkpoints"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(checkpoints / f"{stage}_backup")),
+        keras.callbacks.CSVLogger(str(directory / "logs" / f"{stage}_history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(directory / "logs" / stage)),
+        *extra_callbacks,
+    ]
+    model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2)
+    return _history(directory / "logs" / f"{stage}_history.csv")
+
+
+def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: str = "default") -> dict:
+    """Run the recipe's training and optimization stages into ``out``; returns the metrics."""
+    import yaml
+
+    import edgecnn
+    from edgecnn._keras import keras
+    from edgecnn.export.keras_io import save_model
+
+    if strategy_name not in STRATEGIES:
+        raise EdgeCNNError(f"Unknown strategy '{strategy_name}'.", f"Choose one of: {', '.join(STRATEGIES)}.")
+    directory = Path(out)
+    started = (directory / "checkpoints").exists()
+    if started and not resume:
+        raise EdgeCNNError(f"'{directory}' already holds a training run.",
+                           "Pass --resume to continue it, or choose another --out.")
+    for sub in ("checkpoints", "logs"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(directory / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    keras.utils.set_random_seed(recipe.training.seed)
+
+    train_data, val_data, classes, steps = _datasets(recipe)
+    overrides = {"input_shape": tuple(recipe.data.input_size), "num_classes": len(classes),
+                 **recipe.model.overrides}
+    strategy = _strategy(strategy_name)
+    with strategy.scope():
+        model = _compile(edgecnn.create_model(recipe.model.name, **overrides), _optimizer(recipe, steps))
+    metrics: dict = {"model": recipe.model.name, "classes": classes, "stages": {}}
+    best = keras.callbacks.ModelCheckpoint(str(directory / "checkpoints" / "best.keras"),
+                                           monitor="val_accuracy", save_best_only=True)
+    last = keras.callbacks.ModelCheckpoint(str(directory / "checkpoints" / "last.keras"))
+    try:
+        history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train", (best, last))
+        save_model(model, directory / "model.keras")
+        metrics["stages"]["float"] = {"epochs": len(history), "val_top1": _evaluate(model, val_data),
+                                      "history": history}
+        current = model
+        pruning = recipe.optimization.pruning
+        if pruning.enabled:
+            current = _prune_stage(recipe, current, train_data, val_data, steps, directory, metrics)
+        if recipe.optimization.qat.enabled:
+            _qat_stage(recipe, current, train_data, val_data, directory, metrics, preserve=pruning.enabled)
+    except KeyboardInterrupt:
+        save_model(model, directory / "checkpoints" / "interrupted.keras")
+        log.warning("interrupted: saved %s; run again with --resume", directory / "checkpoints" / "interrupted.keras")
+        raise
+    atomic_write_text(directory / "metrics.json", json.dumps(metrics, indent=2))
+    for stage in ("train", "prune", "qat"):  # finished: backups are no longer needed
+        shutil.rmtree(directory / "checkpoints" / f"{stage}_backup", ignore_errors=True)
+    return metrics
+
+
+def _evaluate(model, val_data) -> float:
+    return float(model.evaluate(val_data, verbose=0)[1])
+
+
+def _prune_stage(recipe, model, train_data, val_data, steps, directory, metrics):
+    from edgecnn.export.keras_io import save_model
+    from edgecnn.optimize.pruning import PruningConfig, kernel_sparsity, prune, pruning_callbacks, strip
+
+    section = recipe.optimization.pruning
+    config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
+                           end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))
+    pruned = _compile(prune(model, config), _optimizer(recipe, steps, section.learning_rate))
+    history = _fit_stage(pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
+    stripped = _compile(strip(pruned), _optimizer(recipe, steps, section.learning_rate))
+    save_model(stripped, directory / "model_pruned.keras")
+    sparsity = kernel_sparsity(stripped)
+    metrics["stages"]["pruned"] = {"epochs": len(history), "val_top1": _evaluate(stripped, val_data),
+                                   "mean_kernel_sparsity": float(np.mean(list(sparsity.values()))),
+                                   "history": history}
+    return stripped
+
+
+def _qat_stage(recipe, model, train_data, val_data, directory, metrics, preserve: bool):
+    from edgecnn.export.keras_io import save_model
+    from edgecnn.optimize.qat import quantize_aware
+
+    section = recipe.optimization.qat
+    qat = _compile(quantize_aware(model, preserve_sparsity=preserve), _optimizer(recipe, 1, section.learning_rate))
+    history = _fit_stage(qat, train_data, val_data, section.epochs, directory, "qat")
+    save_model(qat, directory / "model_qat.h5")
+    metrics["stages"]["qat"] = {"epochs": len(history), "val_top1": _evaluate(qat, val_data),
+                                "sparsity_preserving": preserve, "history": history}
