@@ -138,12 +138,12 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     for sub in ("checkpoints", "logs"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     atomic_write_text(directory / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    keras.utils.set_random_seed(recipe.training.seed)
 
+    strategy = _strategy(strategy_name)  # multi-worker: before any other TensorFlow op runs
+    keras.utils.set_random_seed(recipe.training.seed)
     train_data, val_data, classes, steps = _datasets(recipe)
     overrides = {"input_shape": tuple(recipe.data.input_size), "num_classes": len(classes),
                  **recipe.model.overrides}
-    strategy = _strategy(strategy_name)
     with strategy.scope():
         model = _compile(edgecnn.create_model(recipe.model.name, **overrides), _optimizer(recipe, steps))
     metrics: dict = {"model": recipe.model.name, "classes": classes, "stages": {}}
