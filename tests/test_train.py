@@ -85,6 +85,12 @@ def test_train_writes_every_output_and_runs_the_stages(tmp_path):
     assert history[1]["loss"] < history[0]["loss"]  # it learns (held-out accuracy: the full recipe)
     # a second run into the same folder must not clobber it
     assert main(["train", str(DIGITS), "--out", str(out), *SMALL]) == 2
+    # convert finds the recipe beside the model: calibration data, task and the recipe in the metadata
+    from edgecnn.runtime.metadata import read_metadata
+
+    assert main(["convert", str(out / "model_qat.h5"), "--target", "int8", "--out", str(out / "m.tflite")]) == 0
+    metadata = read_metadata((out / "m.tflite").read_bytes())
+    assert metadata["recipe"]["model"]["name"] == "test_vgg" and metadata["labels"] == [str(d) for d in range(10)]
 
 
 def test_sigkill_mid_epoch_then_resume_finishes_all_epochs(tmp_path):

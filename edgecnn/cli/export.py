@@ -43,6 +43,16 @@ def _infer_task(model, explicit: str | None) -> str:
     )
 
 
+def _recipe_beside(model_path: str):
+    """The resolved recipe `edgecnn train` saved next to its models, if there is one."""
+    path = Path(model_path).parent / "recipe.yaml"
+    if not path.is_file():
+        return None
+    from edgecnn.training.recipe import load_recipe
+
+    return load_recipe(path)
+
+
 def _read_labels(path: str | None, fallback: list[str] | None) -> list[str] | None:
     if not path:
         return fallback
@@ -77,6 +87,11 @@ def run_convert(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     from edgecnn.export.convert import is_quantization_aware
 
+    recipe = _recipe_beside(args.model)
+    if recipe is not None:
+        log(f"using {Path(args.model).parent / 'recipe.yaml'} (written by `edgecnn train`)")
+        args.calibration = args.calibration or recipe.export.calibration or recipe.data.train
+        args.task = args.task or recipe.task
     if target.needs_calibration and not args.calibration and not is_quantization_aware(model):
         raise EdgeCNNError(
             f"Target '{args.target}' quantizes activations and needs calibration data (or a QAT model).",
@@ -115,7 +130,7 @@ def run_convert(args: argparse.Namespace) -> int:
                      "kind": "logits" if task == "classification" else "raw"} for o in model.outputs],
         "target": args.target,
         "source_model": Path(args.model).name,
-        "recipe": None,
+        "recipe": recipe.to_dict() if recipe is not None else None,
         "edgecnn_version": __version__,
     }
     flatbuffer = write_metadata(flatbuffer, metadata)

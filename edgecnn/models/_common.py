@@ -20,3 +20,13 @@ def finish(inputs, stages: Sequence[tuple[int, object]], features_only: bool, he
         ]
         return keras.Model(inputs, outputs, name=f"{name}_features")
     return keras.Model(inputs, head(stages[-1][1]), name=name)
+
+
+def fully_connected_head(features, num_classes: int, units: int, activation: str, dropout: float):
+    """The AlexNet/VGG classifier: flatten, FC6 and FC7 (activation + dropout), FC8 logits."""
+    from edgecnn.layers import dense_act
+
+    y = keras.layers.Flatten(name="flatten")(features)
+    y = dense_act(y, units, activation, dropout, name="fc6")
+    y = dense_act(y, units, activation, dropout, name="fc7")
+    return keras.layers.Dense(num_classes, name="fc8")(y)

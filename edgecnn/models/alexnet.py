@@ -43,8 +43,8 @@ def _create_alexnet(
     every convolution instead) or None."""
     # Imported here so that registering the variants does not import TensorFlow.
     from edgecnn._keras import keras
-    from edgecnn.layers import LocalResponseNormalization, conv_bn_act, dense_act, scale_channels
-    from edgecnn.models._common import finish
+    from edgecnn.layers import LocalResponseNormalization, conv_bn_act, scale_channels
+    from edgecnn.models._common import finish, fully_connected_head
 
     layers = keras.layers
     inputs = keras.Input(input_shape, name="image")
@@ -71,11 +71,8 @@ def _create_alexnet(
             stages.append((4 * 2**pool_index, x))
 
     def head(features):
-        y = layers.Flatten(name="flatten")(features)
-        units = scale_channels(fc_units, width_multiplier)
-        y = dense_act(y, units, activation, dropout, name="fc6")
-        y = dense_act(y, units, activation, dropout, name="fc7")
-        return layers.Dense(num_classes, name="fc8")(y)
+        return fully_connected_head(features, num_classes, scale_channels(fc_units, width_multiplier),
+                                    activation, dropout)
 
     return finish(inputs, stages, features_only, head, name)
 

@@ -1,11 +1,11 @@
 """Zoo listing with parameter counts. Counting needs each model built once, which takes seconds
-for the deep ones, so counts are cached per model and keyed by the hash of the source files
-that define it: any change to a family file recomputes that family's counts."""
+for the deep ones, so counts are cached per model and keyed by the hash of the zoo's and the
+layer library's source files: any change there recomputes them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import inspect
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -22,15 +22,19 @@ def _cache_file() -> Path:
     return Path(root) / "zoo_params.json"
 
 
-def _source_key(name: str) -> str:
-    entry = get_entry(name)
+@functools.cache
+def _sources_digest() -> str:
+    """Hash of every file that can change a model's shape: the zoo and the layer library."""
+    package = Path(__file__).parent.parent
     digest = hashlib.sha256()
-    sources = [inspect.getsourcefile(entry.builder)] + [
-        str(p) for p in sorted((Path(__file__).parent.parent / "layers").glob("*.py"))
-    ]
-    for source in sources:
-        digest.update(Path(source).read_bytes())
-    return f"{name}:{digest.hexdigest()[:16]}"
+    for source in sorted([*(package / "models").glob("*.py"), *(package / "layers").glob("*.py")]):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _source_key(name: str) -> str:
+    get_entry(name)  # unknown names fail here
+    return f"{name}:{_sources_digest()}"
 
 
 def parameter_counts(names: Iterable[str], progress: Callable[[str], None] | None = None) -> dict[str, int]:

@@ -31,8 +31,8 @@ def _create_vgg(
 ) -> keras.Model:
     # Imported here so that registering the variants does not import TensorFlow.
     from edgecnn._keras import keras
-    from edgecnn.layers import conv_bn_act, dense_act, scale_channels
-    from edgecnn.models._common import finish
+    from edgecnn.layers import conv_bn_act, scale_channels
+    from edgecnn.models._common import finish, fully_connected_head
 
     layers = keras.layers
     inputs = keras.Input(input_shape, name="image")
@@ -48,11 +48,8 @@ def _create_vgg(
             stages.append((2**block, x))
 
     def head(features):
-        y = layers.Flatten(name="flatten")(features)
-        units = scale_channels(fc_units, width_multiplier)
-        y = dense_act(y, units, activation, dropout, name="fc6")
-        y = dense_act(y, units, activation, dropout, name="fc7")
-        return layers.Dense(num_classes, name="fc8")(y)
+        return fully_connected_head(features, num_classes, scale_channels(fc_units, width_multiplier),
+                                    activation, dropout)
 
     return finish(inputs, stages, features_only, head, name or config + ("_bn" if batch_norm else ""))
 
