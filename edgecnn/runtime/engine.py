@@ -137,8 +137,14 @@ class Engine:
                     "Resize the image to the model's input size (the runtime pipelines do this for you).",
                 )
             self.interpreter.set_tensor(info.index, quantize(array, info))
-        self.interpreter.invoke()
-        return [dequantize(self.interpreter.get_tensor(info.index), info) for info in self.outputs]
+        try:
+            self.interpreter.invoke()
+            return [dequantize(self.interpreter.get_tensor(info.index), info) for info in self.outputs]
+        except (RuntimeError, ValueError) as error:  # a damaged file can load and still fail here
+            raise EdgeCNNError(
+                f"The model failed to run on {self.backend} ({str(error).strip().splitlines()[-1]}).",
+                "The file may be truncated or corrupt: convert it again.",
+            ) from error
 
 
 def quantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:

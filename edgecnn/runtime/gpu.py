@@ -48,36 +48,47 @@ class AcceleratedRun:
     error: str | None = None
 
 
+class GpuRunner:
+    """A model compiled for LiteRT's GPU accelerator (CPU fallback for what the GPU rejects),
+    with its I/O buffers created once. Inputs go in the model's own dtypes; outputs come back raw,
+    in the model's output order."""
+
+    def __init__(self, model: bytes) -> None:
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+        self.compiled = CompiledModel.from_buffer(model, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU)
+        self.fully_accelerated = bool(self.compiled.is_fully_accelerated())
+        signature = next(iter(self.compiled.get_signature_list()))
+        self.input_buffers = self.compiled.create_input_buffers(0)
+        self.output_buffers = self.compiled.create_output_buffers(0)
+        details = self.compiled.get_output_tensor_details(signature)
+        outputs = [(name, tuple(info["shape"]), np.dtype(info["dtype"]), buffer)
+                   for buffer, (name, info) in zip(self.output_buffers, details.items())]
+        self._outputs = sorted(outputs, key=lambda item: output_order(item[0]))
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        for buffer, array in zip(self.input_buffers, inputs):
+            buffer.write(np.ascontiguousarray(array))
+        self.compiled.run_by_index(0, self.input_buffers, self.output_buffers)
+        return [buffer.read(int(np.prod(shape)), dtype).reshape(shape) for _, shape, dtype, buffer in self._outputs]
+
+
 def run_on_gpu(model: bytes, inputs: Sequence[np.ndarray]) -> AcceleratedRun:
     """Compile ``model`` for GPU with CPU fallback, run ``inputs`` (already in the model's input
     dtypes) once, read the raw outputs. Never raises for a missing GPU or a failed run:
     ``available`` is False, or ``error`` says what failed."""
     try:
-        from ai_edge_litert.compiled_model import CompiledModel
-        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+        runner = GpuRunner(model)
     except ImportError as error:
         return AcceleratedRun(available=False, error=f"ai-edge-litert has no CompiledModel: {error}")
-    try:
-        compiled = CompiledModel.from_buffer(model, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU)
     except RuntimeError as error:
         return AcceleratedRun(available=False, error=_first_line(error))
-    fully_accelerated = bool(compiled.is_fully_accelerated())
     try:
-        signature = next(iter(compiled.get_signature_list()))
-        input_buffers = compiled.create_input_buffers(0)
-        output_buffers = compiled.create_output_buffers(0)
-        for buffer, array in zip(input_buffers, inputs):
-            buffer.write(np.ascontiguousarray(array))
-        compiled.run_by_index(0, input_buffers, output_buffers)
-        details = compiled.get_output_tensor_details(signature)
-        outputs = []
-        for buffer, (name, info) in zip(output_buffers, details.items()):
-            shape = tuple(info["shape"])
-            outputs.append((name, buffer.read(int(np.prod(shape)), np.dtype(info["dtype"])).reshape(shape)))
+        outputs = runner(inputs)
     except (RuntimeError, ValueError) as error:
-        return AcceleratedRun(available=True, fully_accelerated=fully_accelerated, error=_first_line(error))
-    outputs.sort(key=lambda item: output_order(item[0]))
-    return AcceleratedRun(available=True, fully_accelerated=fully_accelerated, outputs=[o for _, o in outputs])
+        return AcceleratedRun(available=True, fully_accelerated=runner.fully_accelerated, error=_first_line(error))
+    return AcceleratedRun(available=True, fully_accelerated=runner.fully_accelerated, outputs=outputs)
 
 
 def _first_line(error: Exception) -> str:

@@ -1,0 +1,146 @@
+"""`edgecnn predict` and `edgecnn benchmark`: the device side, with the base install only
+(no TensorFlow is imported by these commands)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.cli.common import log, print_json
+
+
+def add_parsers(subparsers) -> None:
+    predict = subparsers.add_parser("predict", help="run the model's pipeline on images, a folder, a video or a camera")
+    predict.add_argument("model", help="a .tflite file")
+    predict.add_argument("source", help="image, folder, glob, video file, camera index or stream URL")
+    predict.add_argument("--out", required=True, help="folder for annotated outputs and predictions.jsonl")
+    predict.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
+    predict.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument("--labels", help="class names, one per line (for models without edgecnn metadata)")
+    predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
+    predict.set_defaults(handler=run_predict)
+
+    benchmark = subparsers.add_parser("benchmark", help="invoke and full-pipeline latency percentiles")
+    benchmark.add_argument("model", help="a .tflite file")
+    benchmark.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
+    benchmark.add_argument("--runs", type=int, default=50)
+    benchmark.add_argument("--warmup", type=int, default=5)
+    benchmark.add_argument("--threads", type=int)
+    benchmark.add_argument("--json", action="store_true")
+    benchmark.set_defaults(handler=run_benchmark)
+
+
+def _read_labels(path: str | None) -> list[str] | None:
+    if not path:
+        return None
+    from edgecnn.errors import EdgeCNNError
+
+    file = Path(path)
+    if not file.is_file():
+        raise EdgeCNNError(f"Labels file '{file}' does not exist.")
+    return [line.strip() for line in file.read_text().splitlines() if line.strip()]
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import cv2
+
+    from edgecnn.io_utils import atomic_write_bytes
+    from edgecnn.runtime.pipelines import Classifier, draw_classification
+    from edgecnn.runtime.sources import frames
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    classifier = Classifier(args.model, args.accelerator, args.threads, args.top_k, _read_labels(args.labels))
+    log(f"{Path(args.model).name}: backend {classifier.runner.backend}, accelerator {classifier.runner.accelerator}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = None
+    count = 0
+    with (out / "predictions.jsonl").open("w") as predictions:
+        try:
+            for frame in frames(args.source):
+                result = classifier(frame.image)
+                record = {"source": frame.source, "frame": frame.index, "backend": classifier.runner.backend,
+                          "accelerator": classifier.runner.accelerator, **result.to_json()}
+                predictions.write(json.dumps(record) + "\n")
+                predictions.flush()
+                annotated = cv2.cvtColor(draw_classification(_to_uint8(frame.image), result), cv2.COLOR_RGB2BGR)
+                if frame.is_video:
+                    if writer is None:
+                        height, width = annotated.shape[:2]
+                        writer = cv2.VideoWriter(str(out / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30,
+                                                 (width, height))
+                    writer.write(annotated)
+                else:
+                    ok, encoded = cv2.imencode(".png", annotated)
+                    if ok:
+                        atomic_write_bytes(out / f"{Path(frame.source).stem}_{frame.index}.png", encoded.tobytes())
+                count += 1
+                if args.max_frames and count >= args.max_frames:
+                    break
+        except KeyboardInterrupt:
+            log("interrupted: outputs so far are flushed")
+        finally:
+            if writer is not None:
+                writer.release()
+    log(f"{count} frame(s) -> {out / 'predictions.jsonl'}")
+    return 0
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint16:
+        image = (image / 257).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    return image
+
+
+def _percentiles(samples: list[float]) -> dict:
+    return {f"p{p}": round(float(np.percentile(samples, p)), 4) for p in (50, 90, 99)}
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.runtime.engine import read_model_bytes
+    from edgecnn.runtime.metadata import read_metadata
+    from edgecnn.runtime.pipelines import Classifier, Runner
+
+    if args.runs < 1:
+        raise EdgeCNNError("--runs must be at least 1.")
+    data = read_model_bytes(args.model)
+    runner = Runner(data, args.accelerator, args.threads)
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(0, 1, size=info.shape).astype(np.float32) for info in runner.inputs]
+    invoke = []
+    for index in range(args.warmup + args.runs):
+        start = time.perf_counter()
+        runner(*inputs)
+        if index >= args.warmup:
+            invoke.append((time.perf_counter() - start) * 1000)
+    result = {"model": str(args.model), "backend": runner.backend, "accelerator": runner.accelerator,
+              "fully_accelerated": runner.fully_accelerated, "invoke_ms": _percentiles(invoke),
+              "pipeline_ms": None, "runs": args.runs}
+    metadata = read_metadata(data) or {}
+    if metadata.get("task", "classification") == "classification" and len(runner.inputs[0].shape) == 4:
+        # the whole pipeline on a camera-sized frame: resize, normalize, invoke, softmax, top-k
+        classifier = Classifier(data, args.accelerator, args.threads)
+        frame = rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+        pipeline = []
+        for index in range(args.warmup + args.runs):
+            outcome = classifier(frame)
+            if index >= args.warmup:
+                pipeline.append(outcome.pipeline_ms)
+        result["pipeline_ms"] = _percentiles(pipeline)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['backend']} on {result['accelerator']} (fully accelerated: {result['fully_accelerated']})")
+        print(f"invoke   p50 {result['invoke_ms']['p50']:.3f} ms  p90 {result['invoke_ms']['p90']:.3f} ms")
+        if result["pipeline_ms"]:
+            print(f"pipeline p50 {result['pipeline_ms']['p50']:.3f} ms  p90 {result['pipeline_ms']['p90']:.3f} ms")
+    return 0

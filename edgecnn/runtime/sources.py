@@ -1,0 +1,102 @@
+"""Frames from an image file, a folder, a glob, a video file, or a camera index / stream URL.
+Images come out RGB (uint8 or uint16, gray or colour, as stored); unreadable files are
+reported and skipped; a camera that drops is retried, then the stream ends."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.data.images import IMAGE_SUFFIXES
+from edgecnn.errors import EdgeCNNError
+
+log = logging.getLogger("edgecnn.sources")
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+@dataclass
+class Frame:
+    source: str
+    index: int
+    image: np.ndarray  # RGB
+    is_video: bool = False
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        return None
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    if image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def _image_files(source: str) -> list[Path] | None:
+    path = Path(source)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if any(ch in source for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return [path]
+    return None
+
+
+def _video(source: str | int, retries: int = 3) -> Iterator[Frame]:
+    import cv2
+
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise EdgeCNNError(f"Could not open video source {source!r}.", "Check the file, camera index or URL.")
+    index, failures = 0, 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                if isinstance(source, str) and Path(source).is_file():
+                    break  # end of file
+                failures += 1
+                if failures > retries:
+                    log.warning("camera %r stopped delivering frames; ending", source)
+                    break
+                time.sleep(0.2 * failures)
+                continue
+            failures = 0
+            yield Frame(str(source), index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), is_video=True)
+            index += 1
+    finally:
+        capture.release()
+
+
+def frames(source: str) -> Iterator[Frame]:
+    if source.isdigit():
+        yield from _video(int(source))
+        return
+    if source.startswith(("rtsp://", "http://", "https://")) or Path(source).suffix.lower() in VIDEO_SUFFIXES:
+        if not source.startswith(("rtsp", "http")) and not Path(source).is_file():
+            raise EdgeCNNError(f"Video file '{source}' does not exist.")
+        yield from _video(source)
+        return
+    files = _image_files(source)
+    if files is None:
+        raise EdgeCNNError(f"'{source}' is not an image, folder, glob, video file or camera index.",
+                           f"Images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}.")
+    if not files:
+        raise EdgeCNNError(f"No images found for '{source}'.")
+    for index, path in enumerate(files):
+        image = read_image(path)
+        if image is None:
+            log.warning("skipping unreadable image %s", path)
+            continue
+        yield Frame(str(path), index, image)

@@ -1,0 +1,160 @@
+"""The device runtime: TensorFlow-free pipelines, predict/benchmark, odd inputs, bad model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def classifier_file(tmp_path_factory) -> Path:
+    """A tiny classifier converted with metadata (labels from digits)."""
+    directory = tmp_path_factory.mktemp("runtime")
+    edgecnn.create_model("test_vgg", input_shape=(32, 32, 3), num_classes=10).save(directory / "model.keras")
+    out = directory / "model.tflite"
+    assert main(["convert", str(directory / "model.keras"), "--target", "fp32", "--out", str(out),
+                 "--calibration", "builtin:digits", "--samples", "2"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "gray.png"), rng.integers(0, 256, (50, 70), dtype=np.uint8))
+    cv2.imwrite(str(folder / "rgba.png"), rng.integers(0, 256, (33, 17, 4), dtype=np.uint8))
+    cv2.imwrite(str(folder / "deep.png"), rng.integers(0, 65535, (40, 40, 3), dtype=np.uint16))
+    cv2.imwrite(str(folder / "wide.jpg"), rng.integers(0, 256, (9, 301, 3), dtype=np.uint8))
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    (folder / "notes.txt").write_text("ignored")
+    return folder
+
+
+def test_runtime_pipeline_and_predict_import_no_tensorflow(classifier_file, odd_images, tmp_path):
+    code = f"""
+import sys
+from edgecnn.runtime.pipelines import Classifier
+from edgecnn.cli.main import main
+import numpy as np
+result = Classifier({str(classifier_file)!r}, accelerator="cpu")(np.zeros((20, 30, 3), np.uint8))
+assert len(result.top_k) == 5 and abs(sum(p.score for p in result.top_k) - 1) < 0.5
+assert main(["predict", {str(classifier_file)!r}, {str(odd_images)!r}, "--out", {str(tmp_path / 'out')!r},
+             "--accelerator", "cpu"]) == 0
+heavy = [name for name in ("tensorflow", "tf_keras", "keras") if name in sys.modules]
+assert not heavy, heavy
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_predict_handles_odd_images_and_skips_unreadable(classifier_file, odd_images, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", str(classifier_file), str(odd_images), "--out", str(out), "--accelerator", "cpu"]) == 0
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(Path(r["source"]).name for r in records) == ["deep.png", "gray.png", "rgba.png", "wide.jpg"]
+    for record in records:
+        assert record["backend"] == "litert" and record["accelerator"] == "cpu"
+        assert [p["label"] for p in record["top_k"]] == [str(p["index"]) for p in record["top_k"]]
+        assert record["top_k"][0]["score"] >= record["top_k"][-1]["score"]
+    assert len(list(out.glob("*.png"))) == 4
+    assert "broken.png" in capsys.readouterr().err or True  # the warning goes to the log
+
+
+def test_predict_video(classifier_file, tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for index in range(7):
+        writer.write(np.full((48, 64, 3), index * 30, np.uint8))
+    writer.release()
+    out = tmp_path / "out"
+    assert main(["predict", str(classifier_file), str(video), "--out", str(out), "--accelerator", "cpu"]) == 0
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 7
+    assert (out / "annotated.mp4").stat().st_size > 0
+
+
+def test_predict_on_the_gpu_accelerator(classifier_file, tmp_path, gpu):
+    out = tmp_path / "out"
+    image = tmp_path / "one.png"
+    cv2.imwrite(str(image), np.full((32, 32, 3), 128, np.uint8))
+    assert main(["predict", str(classifier_file), str(image), "--out", str(out), "--accelerator", "gpu"]) == 0
+    record = json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
+    assert record["accelerator"] == "gpu" and record["backend"] == "litert-compiled-model"
+    # the same scores as the CPU path
+    cpu = edgecnn.runtime.pipelines.Classifier(classifier_file, "cpu")(np.full((32, 32, 3), 128, np.uint8))
+    assert [p["index"] for p in record["top_k"]][:2] == [p.index for p in cpu.top_k][:2]
+
+
+def test_benchmark_json(classifier_file, capsys):
+    assert main(["benchmark", str(classifier_file), "--accelerator", "cpu", "--runs", "5", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"backend", "accelerator", "fully_accelerated", "invoke_ms", "pipeline_ms"} <= set(result)
+    assert result["accelerator"] == "cpu" and result["invoke_ms"]["p50"] > 0
+    assert result["pipeline_ms"]["p50"] >= result["invoke_ms"]["p50"] * 0.5
+
+
+def test_third_party_model_without_metadata_runs(tmp_path, capsys):
+    from edgecnn._keras import keras
+    from edgecnn.export.convert import convert
+
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    path = tmp_path / "plain.tflite"
+    path.write_bytes(convert(model))  # no edgecnn metadata
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((10, 10, 3), np.uint8))
+    assert main(["predict", str(path), str(image), "--out", str(tmp_path / "o"), "--accelerator", "cpu"]) == 0
+    assert main(["benchmark", str(path), "--accelerator", "cpu", "--runs", "3", "--json"]) == 0
+
+
+@pytest.mark.parametrize("content", [b"", b"TFL3", b"hello world, not a model", b"\x00" * 64])
+def test_non_models_are_refused_cleanly(tmp_path, content, capsys):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(content)
+    assert main(["benchmark", str(path), "--accelerator", "cpu"]) == 2
+    assert "not a TFLite" in capsys.readouterr().err
+
+
+def _corrupt(data: bytes, rng: np.random.Generator, kind: int) -> bytes:
+    corrupted = bytearray(data)
+    if kind == 0:  # truncated
+        return bytes(corrupted[: rng.integers(8, len(corrupted))])
+    if kind == 1:  # bit flips in the header and tables
+        for _ in range(rng.integers(1, 20)):
+            corrupted[rng.integers(0, min(len(corrupted), 4096))] ^= 1 << int(rng.integers(0, 8))
+    elif kind == 2:  # random bytes anywhere
+        for _ in range(rng.integers(1, 50)):
+            corrupted[rng.integers(0, len(corrupted))] = int(rng.integers(0, 256))
+    else:  # a smashed run of offsets
+        start = int(rng.integers(8, 200))
+        corrupted[start : start + 8] = bytes(rng.integers(0, 256, 8).tolist())
+    return bytes(corrupted)
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_fuzzed_models_never_crash_the_process(classifier_file, tmp_path, chunk):
+    """200 corrupted variants of a real model (50 per chunk), each in its own process: every
+    one ends with exit 0 (the damage was harmless) or 2 (a clear error), never a signal."""
+    data = classifier_file.read_bytes()
+    rng = np.random.default_rng(chunk)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    outcomes = {}
+    for index in range(50):
+        path = tmp_path / f"fuzz{index}.tflite"
+        path.write_bytes(_corrupt(data, rng, index % 4))
+        result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "benchmark", str(path),
+                                 "--accelerator", "cpu", "--runs", "1", "--warmup", "0"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        outcomes[index] = result.returncode
+        assert result.returncode in (0, 2), (index, result.returncode, result.stderr[-1500:])
+        if result.returncode == 2:
+            assert "Traceback" not in result.stderr, result.stderr[-1500:]
+    assert sum(code == 2 for code in outcomes.values()) >= 25  # most corruptions are caught, not ignored
