@@ -158,3 +158,25 @@ def test_fuzzed_models_never_crash_the_process(classifier_file, tmp_path, chunk)
         if result.returncode == 2:
             assert "Traceback" not in result.stderr, result.stderr[-1500:]
     assert sum(code == 2 for code in outcomes.values()) >= 25  # most corruptions are caught, not ignored
+
+
+def test_base_install_alone_runs_predict(classifier_file, odd_images, tmp_path):
+    """`pip install edgecnn` (no extras) in a fresh virtual environment: predict works and
+    TensorFlow is not even installed."""
+    repo = Path(__file__).parent.parent
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(repo)],
+                             capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-3000:]
+    probe = subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'tensorflow'" in probe.stderr
+    out = tmp_path / "out"
+    result = subprocess.run([str(venv / "bin" / "edgecnn"), "predict", str(classifier_file), str(odd_images),
+                             "--out", str(out), "--accelerator", "cpu"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
+    # workstation commands say how to get the workstation install instead of failing on an import
+    result = subprocess.run([str(venv / "bin" / "edgecnn"), "summary", "resnet18"], capture_output=True, text=True)
+    assert result.returncode == 2 and 'pip install "edgecnn[train]"' in result.stderr
