@@ -48,7 +48,7 @@ def _convert(capsys, model_path, target, out_dir, *extra):
 
 @pytest.mark.parametrize("target", ["fp32", "fp16", "dynamic", "int8", "int8-io"])
 def test_convert_every_target_with_report_and_metadata(capsys, tmp_path, digits_model, target, gpu_runner):
-    model_path, model = digits_model
+    model_path, _ = digits_model
     code, out, report, captured = _convert(capsys, model_path, target, tmp_path)
     assert code == 0, captured.err
     assert json.loads(captured.out) == report  # --json prints exactly the report

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.cli.common import log, print_json
+from edgecnn.cli.common import log, print_json, read_labels
 
 
 def add_parsers(subparsers) -> None:
@@ -36,17 +36,6 @@ def add_parsers(subparsers) -> None:
     benchmark.set_defaults(handler=run_benchmark)
 
 
-def _read_labels(path: str | None) -> list[str] | None:
-    if not path:
-        return None
-    from edgecnn.errors import EdgeCNNError
-
-    file = Path(path)
-    if not file.is_file():
-        raise EdgeCNNError(f"Labels file '{file}' does not exist.")
-    return [line.strip() for line in file.read_text().splitlines() if line.strip()]
-
-
 def run_predict(args: argparse.Namespace) -> int:
     import cv2
 
@@ -55,7 +44,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from edgecnn.runtime.sources import frames
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    classifier = Classifier(args.model, args.accelerator, args.threads, args.top_k, _read_labels(args.labels))
+    classifier = Classifier(args.model, args.accelerator, args.threads, args.top_k, read_labels(args.labels))
     log(f"{Path(args.model).name}: backend {classifier.runner.backend}, accelerator {classifier.runner.accelerator}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,15 +89,12 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _percentiles(samples: list[float]) -> dict:
-    return {f"p{p}": round(float(np.percentile(samples, p)), 4) for p in (50, 90, 99)}
-
-
 def run_benchmark(args: argparse.Namespace) -> int:
     from edgecnn.errors import EdgeCNNError
     from edgecnn.runtime.engine import read_model_bytes
     from edgecnn.runtime.metadata import read_metadata
     from edgecnn.runtime.pipelines import Classifier, Runner
+    from edgecnn.runtime.stats import percentiles
 
     if args.runs < 1:
         raise EdgeCNNError("--runs must be at least 1.")
@@ -123,7 +109,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         if index >= args.warmup:
             invoke.append((time.perf_counter() - start) * 1000)
     result = {"model": str(args.model), "backend": runner.backend, "accelerator": runner.accelerator,
-              "fully_accelerated": runner.fully_accelerated, "invoke_ms": _percentiles(invoke),
+              "fully_accelerated": runner.fully_accelerated, "invoke_ms": percentiles(invoke),
               "pipeline_ms": None, "runs": args.runs}
     metadata = read_metadata(data) or {}
     if metadata.get("task", "classification") == "classification" and len(runner.inputs[0].shape) == 4:
@@ -135,7 +121,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
             outcome = classifier(frame)
             if index >= args.warmup:
                 pipeline.append(outcome.pipeline_ms)
-        result["pipeline_ms"] = _percentiles(pipeline)
+        result["pipeline_ms"] = percentiles(pipeline)
     if args.json:
         print_json(result)
     else:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgecnn.cli.common import log, print_json, require_training_stack
+from edgecnn.cli.common import log, print_json, read_labels, require_training_stack
 from edgecnn.errors import EdgeCNNError
 
 TARGET_NAMES = ("fp32", "fp16", "dynamic", "int8", "int8-io")
@@ -51,15 +51,6 @@ def _recipe_beside(model_path: str):
     from edgecnn.training.recipe import load_recipe
 
     return load_recipe(path)
-
-
-def _read_labels(path: str | None, fallback: list[str] | None) -> list[str] | None:
-    if not path:
-        return fallback
-    file = Path(path)
-    if not file.is_file():
-        raise EdgeCNNError(f"Labels file '{file}' does not exist.", "Give a text file with one class name per line.")
-    return [line.strip() for line in file.read_text().splitlines() if line.strip()]
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -118,7 +109,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     log(f"converting to {args.target} ({target.description}), builtin ops only")
     flatbuffer = convert(model, args.target, calibration)
-    labels = _read_labels(args.labels, class_names)
+    labels = read_labels(args.labels) or class_names
     metadata = {
         "task": task,
         "labels": labels,

@@ -17,6 +17,7 @@ from edgecnn.runtime import load_engine
 from edgecnn.runtime.engine import dequantize, quantize
 from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
+from edgecnn.runtime.stats import percentiles
 from edgecnn.runtime.surgery import single_operator_models
 
 
@@ -62,10 +63,6 @@ def gpu_check(flatbuffer: bytes, sample: np.ndarray, expected: list[np.ndarray] 
     return result
 
 
-def _percentiles(samples: list[float]) -> dict:
-    return {f"p{p}": round(float(np.percentile(samples, p)), 4) for p in (50, 90, 99)}
-
-
 def cpu_latency(flatbuffer: bytes, sample: np.ndarray, runs: int = 20, threads: int | None = None) -> dict:
     threads = threads or os.cpu_count() or 1
     engine = load_engine(flatbuffer, threads=threads)
@@ -76,7 +73,7 @@ def cpu_latency(flatbuffer: bytes, sample: np.ndarray, runs: int = 20, threads: 
         start = time.perf_counter()
         engine(sample)
         timings.append((time.perf_counter() - start) * 1000)
-    return {**_percentiles(timings), "runs": runs, "threads": threads, "backend": engine.backend}
+    return {**percentiles(timings), "runs": runs, "threads": threads, "backend": engine.backend}
 
 
 def parity(flatbuffer: bytes, model, samples: np.ndarray, task: str) -> dict:

@@ -14,7 +14,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgecnn.models.registry import register_model
+
+if TYPE_CHECKING:  # the families import Keras lazily, inside their _create_* functions
+    from edgecnn._keras import keras
 
 # (name, filters, kernel, stride, pad, pool and norm after it)
 _CONVS = [

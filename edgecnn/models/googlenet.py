@@ -8,8 +8,13 @@ optional (training only); with them the model returns [logits, aux1, aux2].
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgecnn.errors import EdgeCNNError
 from edgecnn.models.registry import register_model
+
+if TYPE_CHECKING:  # the families import Keras lazily, inside their _create_* functions
+    from edgecnn._keras import keras
 
 # name: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj), from Table 1.
 _INCEPTION = {

@@ -8,7 +8,12 @@ with -inf for the default activation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgecnn.models.registry import register_model
+
+if TYPE_CHECKING:  # the families import Keras lazily, inside their _create_* functions
+    from edgecnn._keras import keras
 
 # name: (block kind, blocks per stage)
 _CONFIGS = {

@@ -4,7 +4,12 @@ FC 4096 - FC 4096 - FC classes with dropout 0.5 (VGG-16 at 224x224: 138,357,544 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgecnn.models.registry import register_model
+
+if TYPE_CHECKING:  # the families import Keras lazily, inside their _create_* functions
+    from edgecnn._keras import keras
 
 # Convolutions per block; the block widths are 64, 128, 256, 512, 512.
 _DEPTHS = {

@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -140,7 +139,3 @@ def draw_classification(image: np.ndarray, result: ClassificationResult) -> np.n
     cv2.putText(canvas, text, (5, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return canvas
-
-
-def model_label(path: str | os.PathLike) -> str:
-    return Path(path).name

@@ -28,17 +28,13 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
         graph = model.subgraphs[0]
         operator = graph.operators[op_index]
         used = [t for t in list(operator.inputs) + list(operator.outputs) if t >= 0]
-
-        def constant(tensor_index: int) -> bool:
-            buffer = model.buffers[graph.tensors[tensor_index].buffer]
-            return buffer is not None and buffer.data is not None and len(buffer.data) > 0
-
+        constants = {t for t in used if _has_data(model.buffers[graph.tensors[t].buffer])}
         used_buffers = {graph.tensors[t].buffer for t in used}
         for index, buffer in enumerate(model.buffers):
             if index not in used_buffers and index != 0:
                 buffer.data = None  # keep indices, drop bytes
         graph.operators = [operator]
-        graph.inputs = [t for t in operator.inputs if t >= 0 and not constant(t)]
+        graph.inputs = [t for t in operator.inputs if t >= 0 and t not in constants]
         graph.outputs = list(operator.outputs)
         model.subgraphs = [graph]
         model.signatureDefs = []
@@ -47,3 +43,8 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         models[name] = bytes(builder.Output())
     return models
+
+
+def _has_data(buffer) -> bool:
+    """A constant tensor's buffer holds its bytes; an activation's is empty."""
+    return buffer is not None and buffer.data is not None and len(buffer.data) > 0
