@@ -169,3 +169,21 @@ def test_two_workers_on_localhost_finish_with_identical_weights(tmp_path):
     fresh = edgecnn.create_model("test_vgg", input_shape=(32, 32, 3), num_classes=10, dropout=0.0,
                                  width_multiplier=0.0625)
     assert any(not np.allclose(a, b) for a, b in zip(first.get_weights(), fresh.get_weights()))
+
+
+def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "edgecnn.cli.main", "train", str(DIGITS), "--out", str(out),
+            "--set", "training.epochs=50", "--set", "optimization.pruning.enabled=false",
+            "--set", "optimization.qat.enabled=false"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    backup = out / "checkpoints" / "train_backup"
+    deadline = time.time() + 300
+    while not (backup.exists() and any(backup.rglob("*"))) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    assert (out / "checkpoints" / "interrupted.keras").exists()
