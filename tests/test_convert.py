@@ -126,3 +126,12 @@ def test_runtime_reads_metadata_without_tensorflow(tmp_path, digits_model, capsy
         "assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules, 'TF imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_convert_json_stdout_is_one_document(tmp_path, digits_model):
+    """In a real process (native TF/LiteRT logs included), stdout holds exactly the report."""
+    model_path, _ = digits_model
+    result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "convert", str(model_path), "--target", "fp16",
+                             "--out", str(tmp_path / "m.tflite"), "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["target"] == "fp16"

@@ -180,3 +180,13 @@ def test_base_install_alone_runs_predict(classifier_file, odd_images, tmp_path):
     # workstation commands say how to get the workstation install instead of failing on an import
     result = subprocess.run([str(venv / "bin" / "edgecnn"), "summary", "resnet18"], capture_output=True, text=True)
     assert result.returncode == 2 and 'pip install "edgecnn[train]"' in result.stderr
+
+
+def test_benchmark_json_on_the_gpu_keeps_stdout_clean(classifier_file, gpu):
+    """LiteRT's native GPU set-up logs to stdout; --json must still print exactly one document."""
+    result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "benchmark", str(classifier_file),
+                             "--accelerator", "gpu", "--runs", "3", "--json"], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(result.stdout)  # fails on any extra line
+    assert document["accelerator"] == "gpu" and document["fully_accelerated"] is True

@@ -7,8 +7,10 @@ graph runs there are real answers; its timings mean nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,20 @@ class AcceleratedRun:
     error: str | None = None
 
 
+@contextlib.contextmanager
+def native_stdout_to_stderr() -> Iterator[None]:
+    """Send what native code writes to file descriptor 1 to stderr for the duration."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class GpuRunner:
     """A model compiled for LiteRT's GPU accelerator (CPU fallback for what the GPU rejects),
     with its I/O buffers created once. Inputs go in the model's own dtypes; outputs come back raw,
@@ -57,7 +73,9 @@ class GpuRunner:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 
-        self.compiled = CompiledModel.from_buffer(model, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU)
+        with native_stdout_to_stderr():  # LiteRT's GPU set-up logs to stdout, which --json keeps for JSON
+            self.compiled = CompiledModel.from_buffer(
+                model, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU)
         self.fully_accelerated = bool(self.compiled.is_fully_accelerated())
         signature = next(iter(self.compiled.get_signature_list()))
         self.input_buffers = self.compiled.create_input_buffers(0)
