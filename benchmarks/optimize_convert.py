@@ -48,8 +48,8 @@ def resnet50(threads: int) -> dict:
     pqat.fit(calibration[:4], labels, batch_size=2, epochs=1, verbose=0)
     pqat_int8 = convert(pqat, "int8")
     sample = calibration[:1]
-    fp32_latency = cpu_latency(fp32, sample, runs=20, threads=threads)
-    int8_latency = cpu_latency(int8, sample, runs=20, threads=threads)
+    fp32_latency = cpu_latency(load_engine(fp32, threads=threads), sample, threads)
+    int8_latency = cpu_latency(load_engine(int8, threads=threads), sample, threads)
     fp32_gzip = len(gzip.compress(fp32, 9))
     return {
         "fp32_bytes": len(fp32), "int8_bytes": len(int8), "int8_size_ratio": len(int8) / len(fp32),

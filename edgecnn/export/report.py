@@ -36,12 +36,11 @@ def static_gpu_analysis(flatbuffer: bytes) -> dict:
             "warnings": warnings}
 
 
-def gpu_check(flatbuffer: bytes, sample: np.ndarray, expected: list[np.ndarray] | None) -> dict:
+def gpu_check(flatbuffer: bytes, engine, sample: np.ndarray, expected: list[np.ndarray] | None) -> dict:
     """Compile for LiteRT's GPU accelerator and run once. When not everything ran there, each op
     kind is compiled alone to find which ones the GPU rejects."""
     software = use_software_gpu() and "swiftshader" in os.environ.get("VK_ICD_FILENAMES", "")
-    engine = load_engine(flatbuffer)  # for the I/O tensors' dtypes and quantization parameters
-    run = run_on_gpu(flatbuffer, [quantize(sample, engine.inputs[0])])
+    run = run_on_gpu(flatbuffer, [quantize(sample, engine.inputs[0])])  # in the file's input dtype
     result: dict = {"compatible": None, "fully_accelerated": None, "unsupported_ops": [],
                     "device": None, "error": run.error}
     if not run.available:
@@ -63,9 +62,7 @@ def gpu_check(flatbuffer: bytes, sample: np.ndarray, expected: list[np.ndarray] 
     return result
 
 
-def cpu_latency(flatbuffer: bytes, sample: np.ndarray, runs: int = 20, threads: int | None = None) -> dict:
-    threads = threads or os.cpu_count() or 1
-    engine = load_engine(flatbuffer, threads=threads)
+def cpu_latency(engine, sample: np.ndarray, threads: int, runs: int = 20) -> dict:
     for _ in range(3):
         engine(sample)
     timings = []
@@ -76,8 +73,7 @@ def cpu_latency(flatbuffer: bytes, sample: np.ndarray, runs: int = 20, threads: 
     return {**percentiles(timings), "runs": runs, "threads": threads, "backend": engine.backend}
 
 
-def parity(flatbuffer: bytes, model, samples: np.ndarray, task: str) -> dict:
-    engine = load_engine(flatbuffer)
+def parity(engine, model, samples: np.ndarray, task: str) -> dict:
     diffs, agree = [], []
     for sample in samples:
         batch = sample[None]
@@ -107,15 +103,17 @@ def build_report(
     first = samples[:1]
     expected = model(first, training=False)
     expected = [e.numpy() for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
-    latency = cpu_latency(flatbuffer, first, latency_runs, threads)
+    threads = threads or os.cpu_count() or 1
+    engine = load_engine(flatbuffer, threads=threads)  # one interpreter for latency, parity and I/O details
+    latency = cpu_latency(engine, first, threads, latency_runs)
     return {
         "target": target,
         "size_bytes": len(flatbuffer),
         "gzip_bytes": len(gzip.compress(flatbuffer, compresslevel=9)),
         "ops": ops,
         "builtin_only": is_builtin_only(ops),
-        "gpu": {**gpu_check(flatbuffer, first, expected), "static": static_gpu_analysis(flatbuffer)},
-        "parity": {"against": f"the Keras model on {sample_source}", **parity(flatbuffer, model, samples, task)},
+        "gpu": {**gpu_check(flatbuffer, engine, first, expected), "static": static_gpu_analysis(flatbuffer)},
+        "parity": {"against": f"the Keras model on {sample_source}", **parity(engine, model, samples, task)},
         "latency_ms": latency["p50"],
         "latency": latency,
     }

@@ -85,12 +85,12 @@ class Classifier:
     """Image (H, W, C) uint8/uint16, gray, RGB or RGBA, any size -> top-k classes."""
 
     def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
-                 top_k: int = 5, labels: list[str] | None = None) -> None:
+                 top_k: int = 5, labels: list[str] | None = None, runner: Runner | None = None) -> None:
         data = read_model_bytes(model)
         self.metadata = read_metadata(data) or {}
         if self.metadata and self.metadata.get("task") not in (None, "classification"):
             raise EdgeCNNError(f"This model's task is '{self.metadata['task']}', not classification.")
-        self.runner = Runner(data, accelerator, threads)
+        self.runner = runner or Runner(data, accelerator, threads)
         shape = self.runner.inputs[0].shape
         if len(shape) != 4:
             raise EdgeCNNError(f"The model's input has shape {shape}; a classifier needs (1, H, W, C).")
