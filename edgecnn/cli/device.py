@@ -24,6 +24,12 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--labels", help="class names, one per line (for models without edgecnn metadata)")
     predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
+    predict.add_argument("--task", choices=["classification", "detection", "segmentation"],
+                         help="the pipeline to run, for models without edgecnn metadata")
+    predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept")
+    predict.add_argument("--iou-threshold", type=float, default=0.5, help="detection: NMS overlap threshold")
+    predict.add_argument("--strides", type=int, nargs="+",
+                         help="detection: head strides, for models without edgecnn metadata (e.g. 8 16 32)")
     predict.set_defaults(handler=run_predict)
 
     benchmark = subparsers.add_parser("benchmark", help="invoke and full-pipeline latency percentiles")
@@ -40,12 +46,11 @@ def run_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from edgecnn.io_utils import atomic_write_bytes
-    from edgecnn.runtime.pipelines import Classifier, draw_classification
     from edgecnn.runtime.sources import frames
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    classifier = Classifier(args.model, args.accelerator, args.threads, args.top_k, read_labels(args.labels))
-    log(f"{Path(args.model).name}: backend {classifier.runner.backend}, accelerator {classifier.runner.accelerator}")
+    pipeline, draw = build_pipeline(args)
+    log(f"{Path(args.model).name}: backend {pipeline.runner.backend}, accelerator {pipeline.runner.accelerator}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     writer = None
@@ -53,12 +58,12 @@ def run_predict(args: argparse.Namespace) -> int:
     with (out / "predictions.jsonl").open("w") as predictions:
         try:
             for frame in frames(args.source):
-                result = classifier(frame.image)
-                record = {"source": frame.source, "frame": frame.index, "backend": classifier.runner.backend,
-                          "accelerator": classifier.runner.accelerator, **result.to_json()}
+                result = pipeline(frame.image)
+                record = {"source": frame.source, "frame": frame.index, "backend": pipeline.runner.backend,
+                          "accelerator": pipeline.runner.accelerator, **result.to_json()}
                 predictions.write(json.dumps(record) + "\n")
                 predictions.flush()
-                annotated = cv2.cvtColor(draw_classification(_to_uint8(frame.image), result), cv2.COLOR_RGB2BGR)
+                annotated = cv2.cvtColor(draw(_to_uint8(frame.image), result), cv2.COLOR_RGB2BGR)
                 if frame.is_video:
                     if writer is None:
                         height, width = annotated.shape[:2]
@@ -81,6 +86,29 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_pipeline(args: argparse.Namespace):
+    """The pipeline the model's metadata asks for (or --task), and its drawing function."""
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.runtime import pipelines
+    from edgecnn.runtime.engine import read_model_bytes
+    from edgecnn.runtime.metadata import read_metadata
+
+    data = read_model_bytes(args.model)
+    task = args.task or (read_metadata(data) or {}).get("task") or "classification"
+    labels = read_labels(args.labels)
+    builders = {
+        "classification": lambda: (pipelines.Classifier(data, args.accelerator, args.threads, args.top_k, labels),
+                                   pipelines.draw_classification),
+        "detection": lambda: (pipelines.Detector(data, args.accelerator, args.threads, args.score_threshold,
+                                                 args.iou_threshold, labels=labels, strides=args.strides),
+                              pipelines.draw_detections),
+    }
+    if task not in builders:
+        raise EdgeCNNError(f"`edgecnn predict` has no pipeline for task '{task}'.",
+                           f"Pipelines: {', '.join(builders)}.")
+    return builders[task]()
+
+
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint16:
         image = (image / 257).astype(np.uint8)
@@ -93,7 +121,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     from edgecnn.errors import EdgeCNNError
     from edgecnn.runtime.engine import read_model_bytes
     from edgecnn.runtime.metadata import read_metadata
-    from edgecnn.runtime.pipelines import Classifier, Runner
+    from edgecnn.runtime.pipelines import Classifier, Detector, Runner
     from edgecnn.runtime.stats import percentiles
 
     if args.runs < 1:
@@ -112,13 +140,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
               "fully_accelerated": runner.fully_accelerated, "invoke_ms": percentiles(invoke),
               "pipeline_ms": None, "runs": args.runs}
     metadata = read_metadata(data) or {}
-    if metadata.get("task", "classification") == "classification" and len(runner.inputs[0].shape) == 4:
-        # the whole pipeline on a camera-sized frame: resize, normalize, invoke, softmax, top-k
-        classifier = Classifier(data, runner=runner)  # the same compiled model as the invoke timings
+    task = metadata.get("task", "classification")
+    pipeline_classes = {"classification": Classifier, "detection": Detector}
+    if task in pipeline_classes and len(runner.inputs[0].shape) == 4:
+        # the whole pipeline on a camera-sized frame: letterbox/resize, normalize, invoke, decode
+        pipeline = pipeline_classes[task](data, runner=runner)  # the same compiled model as the invoke timings
         frame = rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
         pipeline = []
         for index in range(args.warmup + args.runs):
-            outcome = classifier(frame)
+            outcome = pipeline(frame)
             if index >= args.warmup:
                 pipeline.append(outcome.pipeline_ms)
         result["pipeline_ms"] = percentiles(pipeline)

@@ -31,16 +31,39 @@ def add_parsers(subparsers) -> None:
     parser.set_defaults(handler=run_convert)
 
 
-def _infer_task(model, explicit: str | None) -> str:
+def infer_task(model, explicit: str | None) -> str:
     if explicit:
         return explicit
     if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2:
         return "classification"
+    shapes = [tuple(o.shape) for o in model.outputs]
+    if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][-1] == 4:
+        return "detection"
+    if len(shapes) == 1 and len(shapes[0]) == 4 and shapes[0][1:3] == tuple(model.input_shape[1:3]):
+        return "segmentation"
     raise EdgeCNNError(
         f"Cannot tell what task model '{model.name}' performs from its outputs "
         f"{[tuple(o.shape) for o in model.outputs]}.",
         "Pass --task classification|detection|segmentation|generation.",
     )
+
+
+# what each output holds, in the model's output order
+OUTPUT_KINDS = {"classification": ["logits"], "detection": ["box_log_distances", "class_logits"],
+                "segmentation": ["class_logits"]}
+
+
+def _decoding(model, task: str) -> dict | None:
+    """Post-processing parameters the runtime needs, read from the model's graph."""
+    if task == "detection":
+        from edgecnn.models.yolo import detection_layout
+
+        try:
+            return detection_layout(model)
+        except ValueError as error:
+            raise EdgeCNNError(f"Cannot read the detection layout of '{model.name}': {error}.",
+                               "edgecnn's Detector decodes models of the zoo's YOLO family.") from error
+    return None
 
 
 def _recipe_beside(model_path: str):
@@ -54,6 +77,18 @@ def _recipe_beside(model_path: str):
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    report = convert_to_report(args)
+    if args.json:
+        print_json(report)
+    else:
+        _print_summary(report)
+    if not report["builtin_only"]:
+        raise EdgeCNNError("The converted file contains non-builtin ops.", "See the report's ops histogram.")
+    return 0
+
+
+def convert_to_report(args: argparse.Namespace) -> dict:
+    """Convert, write the file (and the report if asked), return the verification report."""
     import numpy as np
 
     from edgecnn import __version__
@@ -67,7 +102,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
         parse_spec(args.calibration)  # a bad spec fails before the slow model load
     require_training_stack("convert")
-    from edgecnn.data.images import load_classification_samples
+    from edgecnn.data.samples import load_input_samples
     from edgecnn.export.convert import convert
     from edgecnn.export.keras_io import load_model
     from edgecnn.export.report import build_report
@@ -88,16 +123,15 @@ def run_convert(args: argparse.Namespace) -> int:
             f"Target '{args.target}' quantizes activations and needs calibration data (or a QAT model).",
             "Add --calibration DATA, e.g. --calibration builtin:digits or --calibration folder:images/.",
         )
-    task = _infer_task(model, args.task)
+    task = infer_task(model, args.task)
     size = tuple(int(d) for d in model.input_shape[1:])
     class_names = None
     calibration = None
     if args.calibration:
         log(f"loading samples from {args.calibration}")
-        samples, _, class_names = load_classification_samples(args.calibration, size, args.samples, split="val")
+        samples, class_names = load_input_samples(args.calibration, size, args.samples, "val", task)
         if target.needs_calibration:
-            calibration_images, _, _ = load_classification_samples(
-                args.calibration, size, args.calibration_samples, split="train")
+            calibration_images, _ = load_input_samples(args.calibration, size, args.calibration_samples, "train", task)
 
             def calibration():
                 for image in calibration_images:
@@ -117,8 +151,9 @@ def run_convert(args: argparse.Namespace) -> int:
                   "color": "RGB" if size[-1] == 3 else "GRAY",
                   # model input = pixel (0..255) * scale + offset
                   "normalization": {"scale": 1 / 255, "offset": 0.0}},
-        "outputs": [{"shape": [1, *[int(d) for d in o.shape[1:]]],
-                     "kind": "logits" if task == "classification" else "raw"} for o in model.outputs],
+        "outputs": [{"shape": [1, *[int(d) for d in o.shape[1:]]], "kind": kind}
+                    for o, kind in zip(model.outputs, OUTPUT_KINDS.get(task, ["raw"] * len(model.outputs)))],
+        "decoding": _decoding(model, task),
         "target": args.target,
         "source_model": Path(args.model).name,
         "recipe": recipe.to_dict() if recipe is not None else None,
@@ -131,13 +166,7 @@ def run_convert(args: argparse.Namespace) -> int:
     report = {"output": str(args.out), "source": str(args.model), **report, "metadata": metadata}
     if args.report:
         atomic_write_text(args.report, json.dumps(report, indent=2))
-    if args.json:
-        print_json(report)
-    else:
-        _print_summary(report)
-    if not report["builtin_only"]:
-        raise EdgeCNNError("The converted file contains non-builtin ops.", "See the report's ops histogram.")
-    return 0
+    return report
 
 
 def _print_summary(report: dict) -> None:

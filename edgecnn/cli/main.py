@@ -10,7 +10,7 @@ from edgecnn import __version__
 from edgecnn.errors import EdgeCNNError
 
 # Command modules, each with add_parsers(subparsers); their handlers import the heavy stuff.
-_COMMAND_MODULES = ("zoo", "data", "train", "export", "device")
+_COMMAND_MODULES = ("zoo", "data", "train", "export", "evaluate", "device", "quickstart")
 
 
 def build_parser() -> argparse.ArgumentParser:

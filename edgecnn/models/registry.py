@@ -72,6 +72,8 @@ def _load_families() -> None:
     from edgecnn.models import vgg  # noqa: F401
     from edgecnn.models import googlenet  # noqa: F401
     from edgecnn.models import resnet  # noqa: F401
+    from edgecnn.models import edgenet  # noqa: F401
+    from edgecnn.models import yolo  # noqa: F401
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -1,7 +1,9 @@
 """Pipelines driven by the metadata inside the .tflite file (TensorFlow-free).
 
-``Classifier`` is the first: preprocessing (colour, size, normalization) from the metadata,
-inference on the CPU (XNNPACK) or on LiteRT's GPU accelerator, softmax and top-k with labels.
+``Classifier``: preprocessing (colour, size, normalization) from the metadata, inference on the
+CPU (XNNPACK) or on LiteRT's GPU accelerator, softmax and top-k with labels. ``Detector``:
+letterbox, inference, decoding of the anchor-free outputs, class-aware NMS, boxes in the
+original image's pixels.
 """
 
 from __future__ import annotations
@@ -138,4 +140,136 @@ def draw_classification(image: np.ndarray, result: ClassificationResult) -> np.n
     cv2.putText(canvas, text, (5, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(canvas, text, (5, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255), 1,
                 cv2.LINE_AA)
+    return canvas
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """Gray, RGB or RGBA, 8 or 16 bit -> (H, W, 3) uint8 RGB."""
+    if image.dtype == np.uint16:
+        image = (image / 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _normalization(metadata: dict) -> tuple[float, float]:
+    normalization = metadata.get("input", {}).get("normalization")
+    if normalization is None:
+        log.warning("the model carries no edgecnn metadata: assuming RGB input scaled to [0, 1]")
+        normalization = {"scale": 1 / 255, "offset": 0.0}
+    return float(normalization["scale"]), float(normalization["offset"])
+
+
+@dataclass
+class Detection:
+    box: list[float]  # x1, y1, x2, y2 in the original image's pixels
+    score: float
+    index: int
+    label: str
+
+
+@dataclass
+class DetectionResult:
+    detections: list[Detection]
+    invoke_ms: float
+    pipeline_ms: float
+    image_size: list[int]  # height, width of the original image
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Detector:
+    """Image (any size, gray/RGB/RGBA, 8/16 bit) -> boxes, scores and labels in its own pixels.
+
+    Reads the decoding parameters (strides, box encoding) from the file's metadata; for a file
+    without them, pass ``strides`` (anchor-free YOLO layout: outputs (1, N, 4) log-distances and
+    (1, N, C) class logits)."""
+
+    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
+                 score_threshold: float = 0.25, iou_threshold: float = 0.5, max_detections: int = 100,
+                 labels: list[str] | None = None, strides: list[int] | None = None,
+                 runner: Runner | None = None) -> None:
+        data = read_model_bytes(model)
+        self.metadata = read_metadata(data) or {}
+        if self.metadata and self.metadata.get("task") not in (None, "detection"):
+            raise EdgeCNNError(f"This model's task is '{self.metadata['task']}', not detection.")
+        decoding = self.metadata.get("decoding") or {}
+        self.strides = tuple(int(s) for s in (strides or decoding.get("strides") or ()))
+        if not self.strides:
+            raise EdgeCNNError("This model carries no detection decoding metadata (the head strides).",
+                               "Pass them on the command line (--strides 8 16 32 for an anchor-free YOLO), or "
+                               "convert the model with `edgecnn convert --task detection`.")
+        self.runner = runner or Runner(data, accelerator, threads)
+        shape = self.runner.inputs[0].shape
+        if len(shape) != 4 or len(self.runner.outputs) != 2:
+            raise EdgeCNNError(f"A detector needs one (1, H, W, C) input and two outputs (boxes, scores); this model "
+                               f"has inputs {[i.shape for i in self.runner.inputs]} and "
+                               f"{len(self.runner.outputs)} output(s).")
+        self.size = tuple(int(d) for d in shape[1:])
+        self.box_output = 0 if self.runner.outputs[0].shape[-1] == 4 else 1
+        self.scale, self.offset = _normalization(self.metadata)
+        self.labels = labels or self.metadata.get("labels")
+        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        self.max_detections = max_detections
+
+    def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model outputs for a preprocessed (1, H, W, C) float batch in [0, 1]: (boxes, scores)."""
+        outputs = self.runner((batch * (255.0 * self.scale) + self.offset).astype(np.float32))
+        return outputs[self.box_output], outputs[1 - self.box_output]
+
+    def __call__(self, image: np.ndarray) -> DetectionResult:
+        from edgecnn.data.transforms import letterbox
+        from edgecnn.runtime.detection import postprocess
+
+        start = time.perf_counter()
+        rgb = as_rgb8(image)
+        height, width, channels = self.size
+        fitted, fit = letterbox(rgb, height, width)
+        if channels == 1:
+            fitted = fitted.mean(axis=2, keepdims=True)
+        batch = (fitted[None].astype(np.float32) * self.scale + self.offset).astype(np.float32)
+        invoke_start = time.perf_counter()
+        outputs = self.runner(batch)
+        invoke_ms = (time.perf_counter() - invoke_start) * 1000
+        found = postprocess(outputs[self.box_output][0], outputs[1 - self.box_output][0], (height, width),
+                            self.strides, self.score_threshold, self.iou_threshold, self.max_detections)
+        boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
+        detections = [Detection([round(float(v), 2) for v in box], float(score), int(cls), self._label(int(cls)))
+                      for box, score, cls in zip(boxes, found.scores, found.classes)]
+        return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
+
+    def _label(self, index: int) -> str:
+        return self.labels[index] if self.labels and index < len(self.labels) else str(index)
+
+
+def class_colour(index: int) -> tuple[int, int, int]:
+    """A stable, distinct RGB colour per class index (golden-ratio hue steps)."""
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((index * 0.618033988749895) % 1.0, 0.85, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def draw_detections(image: np.ndarray, result: DetectionResult) -> np.ndarray:
+    """A copy of ``image`` (RGB) with each detection's box, label and score."""
+    import cv2
+
+    canvas = as_rgb8(image).copy()
+    thickness = max(1, round(max(canvas.shape[:2]) / 320))
+    font = max(0.35, max(canvas.shape[:2]) / 900)
+    for detection in result.detections:
+        x1, y1, x2, y2 = (int(round(v)) for v in detection.box)
+        colour = class_colour(detection.index)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
+        text = f"{detection.label} {detection.score:.2f}"
+        (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        top = max(0, y1 - text_h - 4)
+        cv2.rectangle(canvas, (x1, top), (x1 + text_w + 2, top + text_h + 4), colour, -1)
+        cv2.putText(canvas, text, (x1 + 1, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1,
+                    cv2.LINE_AA)
     return canvas

@@ -95,6 +95,8 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+PACKAGED_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
 CHOICES = {
     "training.optimizer": ("adam", "adamw", "sgd"),
     "training.schedule": ("cosine", "constant", "step"),
@@ -205,8 +207,13 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     import yaml
 
     path = Path(path)
+    packaged = PACKAGED_RECIPES / f"{path.stem}.yaml"
+    if not path.is_file() and path.parent == Path(".") and packaged.is_file():
+        path = packaged  # a bare name: one of the recipes that ship with edgecnn
     if not path.is_file():
-        raise EdgeCNNError(f"Recipe '{path}' does not exist.", "See recipes/ for examples.")
+        names = sorted(p.stem for p in PACKAGED_RECIPES.glob("*.yaml"))
+        raise EdgeCNNError(f"Recipe '{path}' does not exist.{did_you_mean(path.stem, names)}",
+                           f"Give a YAML file, or one of the packaged recipes by name: {', '.join(names)}.")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:

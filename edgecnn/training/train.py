@@ -40,36 +40,70 @@ def _strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-def _datasets(recipe: Recipe):
-    from edgecnn._keras import tf
-    from edgecnn.data.images import load_classification_samples
+class ClassificationTask:
+    """The classification side of training: images and labels in memory, cross-entropy, top-1."""
 
-    if recipe.task != "classification":
+    monitor, mode = "val_accuracy", "max"
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+        self.size = tuple(recipe.data.input_size)
+
+    def load(self) -> list[str]:
+        from edgecnn.data.images import load_classification_samples
+
+        data = self.recipe.data
+        self.x, self.y, classes = load_classification_samples(data.train, self.size, split="train")
+        self.x_val, self.y_val, _ = load_classification_samples(data.val or data.train, self.size, split="val")
+        return classes
+
+    def datasets(self):
+        from edgecnn._keras import tf
+
+        size, recipe = self.size, self.recipe
+        augment = recipe.data.augment
+        batch = recipe.training.batch_size
+
+        def augmented(image, label):
+            if augment.flip:
+                image = tf.image.random_flip_left_right(image)
+            if augment.color:
+                image = tf.image.random_brightness(image, augment.color)
+                image = tf.image.random_contrast(image, 1 - augment.color, 1 + augment.color)
+            if augment.scale:
+                height, width = size[0], size[1]
+                factor = tf.random.uniform([], 1.0, 1.0 + augment.scale)
+                bigger = tf.image.resize(image, [tf.cast(height * factor, tf.int32), tf.cast(width * factor, tf.int32)])
+                image = tf.image.random_crop(bigger, size)
+            return tf.clip_by_value(image, 0.0, 1.0), label
+
+        train = (tf.data.Dataset.from_tensor_slices((self.x, self.y)).shuffle(len(self.x), seed=recipe.training.seed)
+                 .map(augmented, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE))
+        val = tf.data.Dataset.from_tensor_slices((self.x_val, self.y_val)).batch(batch).prefetch(tf.data.AUTOTUNE)
+        return train, val, math.ceil(len(self.x) / batch)
+
+    def model_overrides(self, classes: list[str]) -> dict:
+        return {"input_shape": self.size, "num_classes": len(classes)}
+
+    def compile(self, model, optimizer):
+        from edgecnn._keras import keras
+
+        model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        return model
+
+    def evaluate(self, model) -> dict:
+        logits = model.predict(self.x_val, batch_size=self.recipe.training.batch_size, verbose=0)
+        return {"val_top1": float(np.mean(np.argmax(logits, axis=1) == self.y_val))}
+
+
+def _make_task(recipe: Recipe):
+    from edgecnn.training.detection import DetectionTask
+
+    tasks = {"classification": ClassificationTask, "detection": DetectionTask}
+    if recipe.task not in tasks:
         raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
-                           "Use a classification recipe (see recipes/).")
-    size = tuple(recipe.data.input_size)
-    x, y, classes = load_classification_samples(recipe.data.train, size, split="train")
-    x_val, y_val, _ = load_classification_samples(recipe.data.val or recipe.data.train, size, split="val")
-    augment = recipe.data.augment
-    batch = recipe.training.batch_size
-
-    def augmented(image, label):
-        if augment.flip:
-            image = tf.image.random_flip_left_right(image)
-        if augment.color:
-            image = tf.image.random_brightness(image, augment.color)
-            image = tf.image.random_contrast(image, 1 - augment.color, 1 + augment.color)
-        if augment.scale:
-            height, width = size[0], size[1]
-            factor = tf.random.uniform([], 1.0, 1.0 + augment.scale)
-            bigger = tf.image.resize(image, [tf.cast(height * factor, tf.int32), tf.cast(width * factor, tf.int32)])
-            image = tf.image.random_crop(bigger, size)
-        return tf.clip_by_value(image, 0.0, 1.0), label
-
-    train = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=recipe.training.seed)
-             .map(augmented, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE))
-    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch).prefetch(tf.data.AUTOTUNE)
-    return train, val, classes, math.ceil(len(x) / batch)
+                           f"Trainable tasks: {', '.join(tasks)} (see recipes/).")
+    return tasks[recipe.task](recipe)
 
 
 def _optimizer(recipe: Recipe, steps: int, learning_rate: float | None = None):
@@ -88,13 +122,6 @@ def _optimizer(recipe: Recipe, steps: int, learning_rate: float | None = None):
     if training.optimizer == "adamw":
         return keras.optimizers.AdamW(rate, weight_decay=training.weight_decay or 1e-4)
     return keras.optimizers.Adam(rate)
-
-
-def _compile(model, optimizer):
-    from edgecnn._keras import keras
-
-    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    return model
 
 
 def _history(csv_path: Path) -> list[dict]:
@@ -141,26 +168,27 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
 
     strategy = _strategy(strategy_name)  # multi-worker: before any other TensorFlow op runs
     keras.utils.set_random_seed(recipe.training.seed)
-    train_data, val_data, classes, steps = _datasets(recipe)
-    overrides = {"input_shape": tuple(recipe.data.input_size), "num_classes": len(classes),
-                 **recipe.model.overrides}
+    task = _make_task(recipe)
+    log.info("loading data (%s)", recipe.data.train)
+    classes = task.load()
+    train_data, val_data, steps = task.datasets()
+    overrides = {**task.model_overrides(classes), **recipe.model.overrides}
     with strategy.scope():
-        model = _compile(edgecnn.create_model(recipe.model.name, **overrides), _optimizer(recipe, steps))
-    metrics: dict = {"model": recipe.model.name, "classes": classes, "stages": {}}
+        model = task.compile(edgecnn.create_model(recipe.model.name, **overrides), _optimizer(recipe, steps))
+    metrics: dict = {"model": recipe.model.name, "task": recipe.task, "classes": classes, "stages": {}}
     best = keras.callbacks.ModelCheckpoint(str(directory / "checkpoints" / "best.keras"),
-                                           monitor="val_accuracy", save_best_only=True)
+                                           monitor=task.monitor, mode=task.mode, save_best_only=True)
     last = keras.callbacks.ModelCheckpoint(str(directory / "checkpoints" / "last.keras"))
     try:
         history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train", (best, last))
         save_model(model, directory / "model.keras")
-        metrics["stages"]["float"] = {"epochs": len(history), "val_top1": _evaluate(model, val_data),
-                                      "history": history}
+        metrics["stages"]["float"] = {"epochs": len(history), **task.evaluate(model), "history": history}
         current = model
         pruning = recipe.optimization.pruning
         if pruning.enabled:
-            current = _prune_stage(recipe, current, train_data, val_data, steps, directory, metrics)
+            current = _prune_stage(task, current, train_data, val_data, steps, directory, metrics)
         if recipe.optimization.qat.enabled:
-            _qat_stage(recipe, current, train_data, val_data, directory, metrics, preserve=pruning.enabled)
+            _qat_stage(task, current, train_data, val_data, directory, metrics, preserve=pruning.enabled)
     except KeyboardInterrupt:
         save_model(model, directory / "checkpoints" / "interrupted.keras")
         log.warning("interrupted: saved %s; run again with --resume", directory / "checkpoints" / "interrupted.keras")
@@ -171,35 +199,33 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     return metrics
 
 
-def _evaluate(model, val_data) -> float:
-    return float(model.evaluate(val_data, verbose=0)[1])
-
-
-def _prune_stage(recipe, model, train_data, val_data, steps, directory, metrics):
+def _prune_stage(task, model, train_data, val_data, steps, directory, metrics):
     from edgecnn.export.keras_io import save_model
     from edgecnn.optimize.pruning import PruningConfig, kernel_sparsity, prune, pruning_callbacks, strip
 
+    recipe = task.recipe
     section = recipe.optimization.pruning
     config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
                            end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))
-    pruned = _compile(prune(model, config), _optimizer(recipe, steps, section.learning_rate))
+    pruned = task.compile(prune(model, config), _optimizer(recipe, steps, section.learning_rate))
     history = _fit_stage(pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
-    stripped = _compile(strip(pruned), _optimizer(recipe, steps, section.learning_rate))
+    stripped = task.compile(strip(pruned), _optimizer(recipe, steps, section.learning_rate))
     save_model(stripped, directory / "model_pruned.keras")
     sparsity = kernel_sparsity(stripped)
-    metrics["stages"]["pruned"] = {"epochs": len(history), "val_top1": _evaluate(stripped, val_data),
+    metrics["stages"]["pruned"] = {"epochs": len(history), **task.evaluate(stripped),
                                    "mean_kernel_sparsity": float(np.mean(list(sparsity.values()))),
                                    "history": history}
     return stripped
 
 
-def _qat_stage(recipe, model, train_data, val_data, directory, metrics, preserve: bool):
+def _qat_stage(task, model, train_data, val_data, directory, metrics, preserve: bool):
     from edgecnn.export.keras_io import save_model
     from edgecnn.optimize.qat import quantize_aware
 
-    section = recipe.optimization.qat
-    qat = _compile(quantize_aware(model, preserve_sparsity=preserve), _optimizer(recipe, 1, section.learning_rate))
+    section = task.recipe.optimization.qat
+    qat = task.compile(quantize_aware(model, preserve_sparsity=preserve),
+                       _optimizer(task.recipe, 1, section.learning_rate))
     history = _fit_stage(qat, train_data, val_data, section.epochs, directory, "qat")
     save_model(qat, directory / "model_qat.h5")
-    metrics["stages"]["qat"] = {"epochs": len(history), "val_top1": _evaluate(qat, val_data),
+    metrics["stages"]["qat"] = {"epochs": len(history), **task.evaluate(qat),
                                 "sparsity_preserving": preserve, "history": history}

@@ -1,0 +1,62 @@
+"""Model-input samples of any DATA spec, for calibration and parity checks: float32
+(N, H, W, C) in [0, 1], prepared the way the task's runtime pipeline prepares them
+(classification: resize; detection and segmentation: letterbox)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecnn.data.specs import DataSpec, parse_spec
+
+
+def _classification(spec, size, limit, split):
+    from edgecnn.data.images import load_classification_samples
+
+    images, _, classes = load_classification_samples(spec, size, limit, split)
+    return images, classes
+
+
+def _detection(spec, size, limit, split):
+    from edgecnn.data.detection import load_detection_samples
+    from edgecnn.data.transforms import letterbox
+
+    dataset = load_detection_samples(spec, split, limit)
+    images = []
+    for sample in dataset.samples:
+        image, _ = letterbox(sample.image, size[0], size[1])
+        if size[2] == 1:
+            image = image.mean(axis=2, keepdims=True)
+        images.append(image.astype(np.float32) / 255.0)
+    return np.stack(images), dataset.classes
+
+
+def _segmentation(spec, size, limit, split):
+    from edgecnn.data.segmentation import load_segmentation_samples
+
+    dataset = load_segmentation_samples(spec, size, split, limit)
+    return dataset.images, dataset.classes
+
+
+_LOADERS = {
+    ("builtin", "digits"): _classification,
+    ("folder", None): _classification,
+    ("builtin", "shapes"): _detection,
+    ("coco", None): _detection,
+    ("masks", None): _segmentation,
+}
+
+
+def load_input_samples(spec: str | DataSpec, size: tuple[int, int, int], limit: int | None = None,
+                       split: str = "val", task: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """(images, class names). ``builtin:shapes`` serves detection by default and segmentation
+    when ``task`` says so."""
+    from edgecnn.errors import EdgeCNNError
+
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if task == "segmentation" and spec.kind == "builtin" and spec.location == "shapes":
+        return _segmentation(spec, size, limit, split)
+    loader = _LOADERS.get((spec.kind, spec.location if spec.kind == "builtin" else None))
+    if loader is None:
+        raise EdgeCNNError(f"'{spec}' cannot provide model-input samples.",
+                           "Use builtin:digits, builtin:shapes, folder:DIR, coco:ANN.json or masks:DIR.")
+    return loader(spec, size, limit, split)

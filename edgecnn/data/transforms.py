@@ -1,0 +1,130 @@
+"""Geometry shared by training and the device runtime (NumPy and OpenCV only).
+
+Every transform takes the image together with its boxes (x1, y1, x2, y2 in pixels) and,
+optionally, its masks ((N, H, W) instance masks or an (H, W) class map), so that augmentation
+keeps the labels consistent with the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PAD_VALUE = 114  # letterbox padding grey, as YOLO implementations use
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was fitted into the model's input: ``model = original * scale + pad``."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+    def to_original(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Boxes in model-input pixels -> boxes in original-image pixels, clipped to the image."""
+        out = np.asarray(boxes, np.float32).copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+        return out
+
+
+def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = PAD_VALUE,
+              interpolation: int | None = None) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad (centred) to ``height`` x ``width``."""
+    import cv2
+
+    source_h, source_w = image.shape[:2]
+    scale = min(height / source_h, width / source_w)
+    new_w, new_h = max(1, round(source_w * scale)), max(1, round(source_h * scale))
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation) if (new_w, new_h) != (source_w, source_h) else image
+    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
+    shape = (height, width, *image.shape[2:])
+    canvas = np.full(shape, pad_value, image.dtype)
+    canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized
+    return canvas, Letterbox(scale, float(pad_x), float(pad_y))
+
+
+def transform_boxes(boxes: np.ndarray, scale: float, shift_x: float, shift_y: float) -> np.ndarray:
+    out = np.asarray(boxes, np.float32).reshape(-1, 4) * scale
+    out[:, [0, 2]] += shift_x
+    out[:, [1, 3]] += shift_y
+    return out
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    out = boxes.copy()
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+    return out
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def hflip(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray | None = None):
+    width = image.shape[1]
+    flipped = boxes.copy()
+    flipped[:, 0], flipped[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
+    return image[:, ::-1].copy(), flipped, None if masks is None else masks[..., ::-1].copy()
+
+
+def scale_translate(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray | None, scale: float,
+                    shift_x: float, shift_y: float, min_visible: float = 0.3):
+    """Zoom by ``scale`` about the top-left corner, then shift; the output keeps the input size.
+    Boxes are moved and clipped like the pixels; boxes that keep less than ``min_visible`` of
+    their area are dropped. Returns (image, boxes, masks, kept indices)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    matrix = np.array([[scale, 0, shift_x], [0, scale, shift_y]], np.float32)
+    warped = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
+    moved = transform_boxes(boxes, scale, shift_x, shift_y)
+    clipped = clip_boxes(moved, width, height)
+    area = box_area(moved)
+    kept = np.nonzero((box_area(clipped) >= min_visible * np.maximum(area, 1e-6)) & (box_area(clipped) > 1))[0]
+    warped_masks = None
+    if masks is not None:
+        def warp(mask):
+            return cv2.warpAffine(mask.astype(np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+        if masks.ndim == 2:  # a semantic class map
+            warped_masks = warp(masks)
+        elif len(kept):
+            warped_masks = np.stack([warp(m) for m in masks[kept]]).astype(bool)
+            # a clipped shape's tight box can shrink along the other axis too (a triangle cut at
+            # its base): with instance masks at hand, the boxes are re-derived from them
+            return warped, masks_to_boxes(warped_masks), warped_masks, kept
+        else:
+            warped_masks = np.zeros((0, height, width), bool)
+    return warped, clipped[kept], warped_masks, kept
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Random brightness, contrast and saturation, each by up to ``strength`` (a fraction)."""
+    out = image.astype(np.float32)
+    out = out * rng.uniform(1 - strength, 1 + strength)  # brightness
+    mean = out.mean()
+    out = (out - mean) * rng.uniform(1 - strength, 1 + strength) + mean  # contrast
+    if out.ndim == 3 and out.shape[2] == 3:
+        gray = out.mean(axis=2, keepdims=True)
+        out = (out - gray) * rng.uniform(1 - strength, 1 + strength) + gray  # saturation
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight (x1, y1, x2, y2) boxes of (N, H, W) masks (x2, y2 exclusive)."""
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for index, mask in enumerate(masks):
+        ys, xs = np.nonzero(mask)
+        if len(xs):
+            boxes[index] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return boxes

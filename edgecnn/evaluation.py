@@ -1,0 +1,134 @@
+"""Task metrics with the standard definitions: detection mAP through pycocotools (COCO's own
+evaluation code, no home-made mAP), classification top-1.
+
+A .keras model and a .tflite file go through the same pre- and post-processing (letterbox,
+``edgecnn.runtime.detection.postprocess``), so their figures are comparable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from edgecnn.data.detection import DetectionSet, coco_ground_truth
+from edgecnn.data.transforms import letterbox
+from edgecnn.runtime.detection import RawDetections, postprocess
+
+# COCO evaluation settings: a low score floor and up to 100 detections per image
+EVAL_SCORE_THRESHOLD = 0.01
+EVAL_MAX_DETECTIONS = 100
+
+
+def coco_map(dataset: DetectionSet, detections: Iterable[tuple[int, RawDetections]]) -> dict:
+    """mAP@[.5:.95] and mAP@.5 of ``detections`` (image id, boxes in original pixels)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = [
+        {"image_id": int(image_id), "category_id": int(cls) + 1,
+         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "score": float(score)}
+        for image_id, found in detections
+        for b, score, cls in zip(found.boxes, found.scores, found.classes)
+    ]
+    if not results:
+        return {"map": 0.0, "map50": 0.0, "images": len(dataset.samples), "detections": 0}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables on stdout
+        truth = COCO()
+        truth.dataset = coco_ground_truth(dataset)
+        truth.createIndex()
+        predicted = truth.loadRes(results)
+        evaluator = COCOeval(truth, predicted, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {"map": float(evaluator.stats[0]), "map50": float(evaluator.stats[1]),
+            "images": len(dataset.samples), "detections": len(results)}
+
+
+def detect_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], strides: tuple[int, ...],
+                   infer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], batch_size: int = 1,
+                   progress: bool = False) -> list[tuple[int, RawDetections]]:
+    """Letterbox every image, run ``infer`` on a batch (B, H, W, C) float32 in [0, 1] returning
+    raw (B, N, 4) and (B, N, C) outputs, post-process and map boxes back to each image."""
+    height, width, channels = input_size
+    found = []
+    samples = dataset.samples
+    for start in _progress(range(0, len(samples), batch_size), progress, "evaluating"):
+        chunk = samples[start:start + batch_size]
+        images, fits = [], []
+        for sample in chunk:
+            image, fit = letterbox(sample.image, height, width)
+            if channels == 1:
+                image = image.mean(axis=2, keepdims=True)
+            images.append(image.astype(np.float32) / 255.0)
+            fits.append(fit)
+        raw_boxes, raw_scores = infer(np.stack(images))
+        for sample, fit, boxes, scores in zip(chunk, fits, raw_boxes, raw_scores):
+            result = postprocess(boxes, scores, (height, width), strides, EVAL_SCORE_THRESHOLD, 0.5,
+                                 EVAL_MAX_DETECTIONS)
+            result.boxes = fit.to_original(result.boxes, sample.image.shape[1], sample.image.shape[0])
+            found.append((sample.image_id, result))
+    return found
+
+
+def _progress(iterable, enabled: bool, description: str):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=description, unit="batch", leave=False)
+
+
+def evaluate_keras_detector(model, dataset: DetectionSet, strides: tuple[int, ...], batch_size: int = 16) -> dict:
+    size = tuple(int(d) for d in model.input_shape[1:])
+
+    def infer(batch):
+        boxes, scores = model(batch, training=False)
+        return np.asarray(boxes), np.asarray(scores)
+
+    return coco_map(dataset, detect_dataset(dataset, size, strides, infer, batch_size))
+
+
+def evaluate_tflite_detector(model_bytes: bytes, dataset: DetectionSet, accelerator: str = "cpu",
+                             threads: int | None = None) -> dict:
+    from edgecnn.runtime.pipelines import Detector
+
+    detector = Detector(model_bytes, accelerator=accelerator, threads=threads,
+                        score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
+
+    def infer(batch):
+        boxes, scores = detector.raw(batch)
+        return boxes, scores
+
+    metrics = coco_map(dataset, detect_dataset(dataset, detector.size, detector.strides, infer, 1))
+    return {**metrics, "backend": detector.runner.backend, "accelerator": detector.runner.accelerator,
+            "fully_accelerated": detector.runner.fully_accelerated}
+
+
+def _classification_data(spec, size, split: str, limit: int | None):
+    from edgecnn.data.images import load_classification_samples
+
+    return load_classification_samples(spec, size, limit, split)
+
+
+def evaluate_keras_classifier(model, spec, split: str = "val", limit: int | None = None) -> dict:
+    size = tuple(int(d) for d in model.input_shape[1:])
+    images, labels, _ = _classification_data(spec, size, split, limit)
+    logits = np.asarray(model.predict(images, batch_size=32, verbose=0))
+    return {"top1": float(np.mean(logits.argmax(axis=1) == labels)), "images": int(len(labels))}
+
+
+def evaluate_tflite_classifier(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
+                               accelerator: str = "cpu", threads: int | None = None) -> dict:
+    from edgecnn.runtime.pipelines import Classifier
+
+    classifier = Classifier(model_bytes, accelerator=accelerator, threads=threads, top_k=1)
+    images, labels, _ = _classification_data(spec, classifier.size, split, limit)
+    scale = 255.0 * classifier.scale
+    hits = [int(np.argmax(classifier.runner((image * scale + classifier.offset)[None].astype(np.float32))[0]) == label)
+            for image, label in zip(images, labels)]
+    return {"top1": float(np.mean(hits)), "images": int(len(labels)), "backend": classifier.runner.backend,
+            "accelerator": classifier.runner.accelerator, "fully_accelerated": classifier.runner.fully_accelerated}

@@ -1,0 +1,211 @@
+"""Detection: geometry and augmentation consistency, label assignment, decoding, NMS, COCO
+loading (polygons and RLE), COCO mAP, the YOLO graph, its export and the runtime Detector."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgecnn.data.detection import DetectionSample, DetectionSet, load_coco, load_shapes
+from edgecnn.data.specs import parse_spec
+from edgecnn.data.transforms import hflip, letterbox, masks_to_boxes, scale_translate, transform_boxes
+from edgecnn.runtime.detection import anchor_points, batched_nms, decode_boxes, postprocess
+
+
+def _shapes_with_masks(count=6):
+    return load_shapes("val", count, with_masks=True).samples
+
+
+def test_flip_and_zoom_keep_boxes_on_the_masks():
+    for sample in _shapes_with_masks():
+        image, boxes, masks = hflip(sample.image, sample.boxes, sample.masks)
+        assert np.allclose(masks_to_boxes(masks), boxes, atol=0.01)
+        for scale, dx, dy in ((1.3, -20.0, -10.0), (0.7, 15.0, 30.0)):
+            moved_image, moved, moved_masks, kept = scale_translate(image, boxes, masks, scale, dx, dy)
+            assert moved_image.shape == image.shape and len(moved_masks) == len(kept) == len(moved)
+            assert np.array_equal(masks_to_boxes(moved_masks), moved)
+            # boxes alone move like the masks (up to the rounding of nearest-neighbour warping)
+            # wherever the shape was not cut by the image border
+            _, box_only, _, kept_boxes = scale_translate(image, boxes, None, scale, dx, dy)
+            whole = (transform_boxes(boxes[kept_boxes], scale, dx, dy) == box_only).all(axis=1)
+            assert np.array_equal(kept, kept_boxes)
+            assert np.abs(moved[whole] - box_only[whole]).max(initial=0) <= scale + 1.01
+
+
+def test_letterbox_maps_boxes_there_and_back():
+    image = np.zeros((90, 200, 3), np.uint8)
+    canvas, fit = letterbox(image, 128, 128)
+    assert canvas.shape == (128, 128, 3) and fit.pad_x == 0 and fit.pad_y > 0
+    boxes = np.array([[10, 5, 150, 80], [0, 0, 200, 90]], np.float32)
+    there = transform_boxes(boxes, fit.scale, fit.pad_x, fit.pad_y)
+    assert (there[:, 1] >= fit.pad_y - 1e-3).all()
+    assert np.allclose(fit.to_original(there, 200, 90), boxes, atol=1e-3)
+
+
+def test_assignment_gives_every_box_positives_that_decode_back_to_it():
+    from edgecnn.training.detection import assign_targets
+
+    strides = (8, 16, 32)
+    boxes = np.array([[4, 4, 14, 12], [20, 30, 70, 100], [0, 0, 128, 128]], np.float32)  # small, medium, huge
+    box_target, class_target = assign_targets(boxes, np.array([0, 2, 1]), (128, 128), strides, 3)
+    centres, point_strides = anchor_points((128, 128), strides)
+    positive = box_target[:, 4] > 0
+    owners = {tuple(b) for b in box_target[positive, :4]}
+    assert owners == {tuple(b) for b in boxes}  # nobody is left unlearned
+    assert np.array_equal(class_target[positive].sum(axis=1), np.ones(positive.sum()))
+    assert set(point_strides[(box_target[:, :4] == boxes[0]).all(axis=1)]) == {8}
+    assert set(point_strides[(box_target[:, :4] == boxes[2]).all(axis=1)]) == {32}
+    # a prediction of exactly the target's log-distances decodes to the target box
+    points = np.nonzero(positive)[0]
+    targets = box_target[points, :4]
+    distances = np.concatenate([centres[points] - targets[:, :2], targets[:, 2:] - centres[points]], axis=1)
+    inside = (distances > 0).all(axis=1)
+    raw = np.log(distances[inside] / point_strides[points[inside], None])
+    assert np.allclose(decode_boxes(raw, (128, 128), strides, points[inside]), targets[inside], atol=1e-3)
+
+
+def test_class_aware_nms():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    kept = batched_nms(boxes, scores, np.array([0, 0, 1, 0]), 0.5)
+    assert sorted(kept.tolist()) == [0, 2, 3]  # box 1 overlaps box 0 of its class; box 2 is another class
+    assert batched_nms(boxes, scores, np.zeros(4, int), 0.5).tolist() == [0, 3]
+
+
+def test_postprocess_keeps_the_confident_points():
+    strides = (8, 16, 32)
+    count = len(anchor_points((64, 64), strides)[0])
+    raw_boxes = np.zeros((count, 4), np.float32)
+    raw_scores = np.full((count, 2), -10.0, np.float32)
+    raw_scores[5, 1] = 3.0
+    found = postprocess(raw_boxes, raw_scores, (64, 64), strides, 0.25, 0.5)
+    assert found.classes.tolist() == [1] and found.scores[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    centre = anchor_points((64, 64), strides)[0][5]
+    assert np.allclose(found.boxes[0], [*(centre - 8), *(centre + 8)])
+
+
+def test_coco_loader_reads_polygons_and_rle_to_the_same_masks(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    from edgecnn.data.shapes import write_shapes
+
+    annotations = write_shapes(tmp_path, num=4, size=64, seed=3)
+    polygons = load_coco(parse_spec(f"coco:{annotations}"), "all", with_masks=True)
+    document = json.loads(annotations.read_text())
+    for annotation in document["annotations"]:  # the same shapes, stored as RLE instead of polygons
+        image = document["images"][annotation["image_id"] - 1]
+        rle = mask_utils.merge(mask_utils.frPyObjects(annotation["segmentation"], image["height"], image["width"]))
+        annotation["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+    rle_file = tmp_path / "rle.json"
+    rle_file.write_text(json.dumps(document))
+    rles = load_coco(parse_spec(f"coco:{rle_file}@{tmp_path}"), "all", with_masks=True)
+    assert polygons.classes == ["circle", "rectangle", "triangle", "hexagon"]
+    for a, b in zip(polygons.samples, rles.samples):
+        assert np.array_equal(a.masks, b.masks) and np.array_equal(a.boxes, b.boxes)
+        assert a.masks.any(axis=(1, 2)).all()
+        # polygons through pixel centres rasterize up to a pixel or two off the original mask
+        assert np.abs(masks_to_boxes(a.masks) - a.boxes).max() <= 2.0
+
+
+def test_coco_loader_errors_name_the_problem(tmp_path):
+    from edgecnn.errors import EdgeCNNError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(EdgeCNNError, match="not valid JSON"):
+        load_coco(parse_spec(f"coco:{bad}"))
+    bad.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    with pytest.raises(EdgeCNNError, match="no categories"):
+        load_coco(parse_spec(f"coco:{bad}"))
+
+
+def test_coco_map_of_perfect_shifted_and_no_detections():
+    from edgecnn.evaluation import coco_map
+    from edgecnn.runtime.detection import RawDetections
+
+    dataset = load_shapes("val", 10)
+    perfect = [(s.image_id, RawDetections(s.boxes, np.ones(len(s.boxes)), s.classes)) for s in dataset.samples]
+    assert coco_map(dataset, perfect)["map"] == pytest.approx(1.0)
+    shifted = [(i, RawDetections(d.boxes + 6.0, d.scores, d.classes)) for i, d in perfect]
+    assert 0.0 < coco_map(dataset, shifted)["map"] < 0.9
+    wrong_class = [(i, RawDetections(d.boxes, d.scores, (d.classes + 1) % 4)) for i, d in perfect]
+    assert coco_map(dataset, wrong_class)["map50"] == pytest.approx(0.0)
+    assert coco_map(dataset, [])["map50"] == 0.0
+
+
+def test_yolo_builds_on_every_backbone_family():
+    import edgecnn
+    from edgecnn.models.yolo import detection_layout
+
+    for backbone in ("edgenet", "resnet18", "vgg16"):
+        model = edgecnn.models.yolo._create_yolo(backbone, input_shape=(64, 64, 3), num_classes=2,
+                                                  width_multiplier=0.125, neck_channels=16)
+        layout = detection_layout(model)
+        assert layout["strides"] == [8, 16, 32]
+        assert tuple(model.outputs[0].shape) == (None, 64 + 16 + 4, 4)
+        assert tuple(model.outputs[1].shape) == (None, 84, 2)
+    with pytest.raises(edgecnn.EdgeCNNError, match="multiple of its largest stride"):
+        edgecnn.create_model("test_yolo", input_shape=(72, 72, 3))
+
+
+@pytest.fixture(scope="module")
+def tiny_detector_file(tmp_path_factory):
+    import edgecnn
+    from edgecnn.export.convert import convert
+    from edgecnn.models.yolo import detection_layout
+    from edgecnn.runtime.metadata import write_metadata
+
+    model = edgecnn.create_model("test_yolo", num_classes=4)
+    data = convert(model, "fp32")
+    data = write_metadata(data, {"task": "detection", "labels": ["circle", "rectangle", "triangle", "hexagon"],
+                                 "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}},
+                                 "decoding": detection_layout(model)})
+    path = tmp_path_factory.mktemp("det") / "test_yolo.tflite"
+    path.write_bytes(data)
+    return model, path
+
+
+def test_detector_matches_keras_postprocessing_in_original_pixels(tiny_detector_file):
+    from edgecnn.runtime.pipelines import Detector
+
+    model, path = tiny_detector_file
+    detector = Detector(path, accelerator="cpu", score_threshold=0.0, max_detections=20)
+    image = load_shapes("val", 1).samples[0].image
+    wide = np.concatenate([image, image], axis=1)  # 128 x 256: letterboxed into 64 x 64
+    result = detector(wide)
+    fitted, fit = letterbox(wide, 64, 64)
+    boxes, scores = (np.asarray(t) for t in model(fitted[None].astype(np.float32) / 255.0))
+    expected = postprocess(boxes[0], scores[0], (64, 64), (8, 16, 32), 0.0, 0.5, 20)
+    expected_boxes = fit.to_original(expected.boxes, 256, 128)
+    assert len(result.detections) == len(expected.boxes) == 20
+    got = np.array([d.box for d in result.detections])
+    assert np.abs(got - expected_boxes).max() < 0.05
+    assert got[:, [0, 2]].max() <= 256 and got[:, [1, 3]].max() <= 128
+    assert {d.label for d in result.detections} <= {"circle", "rectangle", "triangle", "hexagon"}
+
+
+def test_detector_without_metadata_asks_for_strides(tiny_detector_file, tmp_path):
+    import edgecnn
+    from edgecnn.export.convert import convert
+    from edgecnn.runtime.pipelines import Detector
+
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(convert(edgecnn.create_model("test_yolo"), "fp32"))
+    with pytest.raises(edgecnn.EdgeCNNError, match="--strides 8 16 32"):
+        Detector(bare, accelerator="cpu")
+    result = Detector(bare, accelerator="cpu", strides=[8, 16, 32], score_threshold=0.0)(np.zeros((50, 70), np.uint16))
+    assert result.image_size == [50, 70] and result.detections
+
+
+def test_yolo_fp16_runs_fully_on_the_gpu(tiny_detector_file, gpu):
+    from edgecnn.export.convert import convert
+
+    model, _ = tiny_detector_file
+    data = convert(model, "fp16")
+    sample = np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    run = gpu(data, [sample])
+    assert run.available and run.fully_accelerated
+    expected = [np.asarray(t) for t in model(sample)]
+    assert max(np.abs(o.reshape(e.shape) - e).max() for o, e in zip(run.outputs, expected)) < 2e-2
