@@ -132,3 +132,44 @@ def evaluate_tflite_classifier(model_bytes: bytes, spec, split: str = "val", lim
             for image, label in zip(images, labels)]
     return {"top1": float(np.mean(hits)), "images": int(len(labels)), "backend": classifier.runner.backend,
             "accelerator": classifier.runner.accelerator, "fully_accelerated": classifier.runner.fully_accelerated}
+
+
+def segmentation_metrics(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> dict:
+    """Mean IoU over the classes that occur (in the truth or the prediction) and pixel accuracy,
+    from one confusion matrix over all images; IGNORE pixels are left out."""
+    from edgecnn.data.segmentation import IGNORE
+
+    valid = truth != IGNORE
+    pairs = truth[valid].astype(np.int64) * num_classes + np.clip(predicted[valid], 0, num_classes - 1)
+    confusion = np.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    intersection = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - intersection
+    present = union > 0
+    iou = np.where(present, intersection / np.maximum(union, 1), np.nan)
+    return {"miou": float(np.nanmean(iou)) if present.any() else 0.0,
+            "pixel_acc": float(intersection.sum() / max(confusion.sum(), 1)),
+            "per_class_iou": [None if np.isnan(v) else round(float(v), 4) for v in iou],
+            "images": int(len(truth))}
+
+
+def evaluate_keras_segmenter(model, spec, split: str = "val", limit: int | None = None) -> dict:
+    from edgecnn.data.segmentation import load_segmentation_samples
+
+    size = tuple(int(d) for d in model.input_shape[1:])
+    dataset = load_segmentation_samples(spec, size, split, limit)
+    logits = np.asarray(model.predict(dataset.images, batch_size=16, verbose=0))
+    return segmentation_metrics(logits.argmax(axis=-1), dataset.masks, int(logits.shape[-1]))
+
+
+def evaluate_tflite_segmenter(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
+                              accelerator: str = "cpu", threads: int | None = None) -> dict:
+    """Through the runtime Segmenter on the letterboxed inputs (class maps at input size)."""
+    from edgecnn.data.segmentation import load_segmentation_samples
+    from edgecnn.runtime.pipelines import Segmenter
+
+    segmenter = Segmenter(model_bytes, accelerator=accelerator, threads=threads)
+    dataset = load_segmentation_samples(spec, segmenter.size, split, limit)
+    predicted = np.stack([segmenter.class_map(image) for image in dataset.images])
+    metrics = segmentation_metrics(predicted, dataset.masks, segmenter.num_classes)
+    return {**metrics, "backend": segmenter.runner.backend, "accelerator": segmenter.runner.accelerator,
+            "fully_accelerated": segmenter.runner.fully_accelerated}

@@ -59,7 +59,7 @@ def test_models_json_lists_the_zoo_with_parameter_counts(capsys):
     [
         (["summary", "resnet5"], "Did you mean 'resnet50'"),
         (["summary", "alexnet", "--input-size", "32", "32", "3"], "too small"),
-        (["models", "--task", "detection", "--json"], None),
+        (["models", "--task", "generation", "--json"], None),
     ],
 )
 def test_errors_are_one_paragraph_with_exit_2(capsys, argv, message):

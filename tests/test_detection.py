@@ -48,13 +48,19 @@ def test_assignment_gives_every_box_positives_that_decode_back_to_it():
     from edgecnn.training.detection import assign_targets
 
     strides = (8, 16, 32)
-    boxes = np.array([[4, 4, 14, 12], [20, 30, 70, 100], [0, 0, 128, 128]], np.float32)  # small, medium, huge
+    boxes = np.array([[4, 4, 14, 12], [20, 30, 60, 80], [0, 0, 128, 128]], np.float32)  # small, medium, huge
     box_target, class_target = assign_targets(boxes, np.array([0, 2, 1]), (128, 128), strides, 3)
     centres, point_strides = anchor_points((128, 128), strides)
     positive = box_target[:, 4] > 0
     owners = {tuple(b) for b in box_target[positive, :4]}
     assert owners == {tuple(b) for b in boxes}  # nobody is left unlearned
-    assert np.array_equal(class_target[positive].sum(axis=1), np.ones(positive.sum()))
+    assert np.array_equal((class_target[positive] > 0).sum(axis=1), np.ones(positive.sum()))
+    assert (class_target[~positive] == 0).all() and (class_target[positive].max(axis=1) >= 0.05).all()
+    # soft targets: the point nearest the medium box's centre outranks the ones near its edges
+    mine = np.nonzero((box_target[:, :4] == boxes[1]).all(axis=1))[0]
+    quality = class_target[mine, 2]
+    nearest = mine[np.argmin(np.abs(centres[mine] - [40, 55]).sum(axis=1))]
+    assert class_target[nearest, 2] == quality.max() and quality.min() < 0.5 * quality.max()
     assert set(point_strides[(box_target[:, :4] == boxes[0]).all(axis=1)]) == {8}
     assert set(point_strides[(box_target[:, :4] == boxes[2]).all(axis=1)]) == {32}
     # a prediction of exactly the target's log-distances decodes to the target box

@@ -122,7 +122,7 @@ def test_every_recipe_trains_a_few_steps(path, tmp_path):
     from edgecnn.training.train import train
 
     recipe = load_recipe(path, ["training.epochs=1", "model.overrides.width_multiplier=0.0625",
-                                "optimization.pruning.epochs=1", "optimization.qat.epochs=1"])
+                                "optimization.pruning.epochs=1", "optimization.qat.epochs=1", "data.limit=64"])
     metrics = train(recipe, tmp_path / "run")
     assert metrics["stages"]["float"]["epochs"] == 1 and (tmp_path / "run" / "model.keras").exists()
 

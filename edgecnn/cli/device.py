@@ -74,6 +74,11 @@ def run_predict(args: argparse.Namespace) -> int:
                     ok, encoded = cv2.imencode(".png", annotated)
                     if ok:
                         atomic_write_bytes(out / f"{Path(frame.source).stem}_{frame.index}.png", encoded.tobytes())
+                    class_map = getattr(result, "class_map", None)
+                    if class_map is not None:  # segmentation: the class ids themselves, as a PNG
+                        ok, encoded = cv2.imencode(".png", class_map)
+                        atomic_write_bytes(out / f"{Path(frame.source).stem}_{frame.index}_classes.png",
+                                           encoded.tobytes())
                 count += 1
                 if args.max_frames and count >= args.max_frames:
                     break
@@ -102,6 +107,8 @@ def build_pipeline(args: argparse.Namespace):
         "detection": lambda: (pipelines.Detector(data, args.accelerator, args.threads, args.score_threshold,
                                                  args.iou_threshold, labels=labels, strides=args.strides),
                               pipelines.draw_detections),
+        "segmentation": lambda: (pipelines.Segmenter(data, args.accelerator, args.threads, labels),
+                                 pipelines.draw_segmentation),
     }
     if task not in builders:
         raise EdgeCNNError(f"`edgecnn predict` has no pipeline for task '{task}'.",
@@ -121,7 +128,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     from edgecnn.errors import EdgeCNNError
     from edgecnn.runtime.engine import read_model_bytes
     from edgecnn.runtime.metadata import read_metadata
-    from edgecnn.runtime.pipelines import Classifier, Detector, Runner
+    from edgecnn.runtime.pipelines import Classifier, Detector, Runner, Segmenter
     from edgecnn.runtime.stats import percentiles
 
     if args.runs < 1:
@@ -141,7 +148,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
               "pipeline_ms": None, "runs": args.runs}
     metadata = read_metadata(data) or {}
     task = metadata.get("task", "classification")
-    pipeline_classes = {"classification": Classifier, "detection": Detector}
+    pipeline_classes = {"classification": Classifier, "detection": Detector, "segmentation": Segmenter}
     if task in pipeline_classes and len(runner.inputs[0].shape) == 4:
         # the whole pipeline on a camera-sized frame: letterbox/resize, normalize, invoke, decode
         pipeline = pipeline_classes[task](data, runner=runner)  # the same compiled model as the invoke timings

@@ -74,6 +74,8 @@ def _load_families() -> None:
     from edgecnn.models import resnet  # noqa: F401
     from edgecnn.models import edgenet  # noqa: F401
     from edgecnn.models import yolo  # noqa: F401
+    from edgecnn.models import fcn  # noqa: F401
+    from edgecnn.models import unet  # noqa: F401
 
 
 def get_entry(name: str) -> ModelEntry:

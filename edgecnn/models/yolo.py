@@ -8,8 +8,8 @@ separate objectness). Anchor-free needs no anchor clustering per data set, and i
 two plain tensors that survive int8 quantization well (each gets its own scale).
 
 Graph: backbone feature maps (strides 8, 16, 32) -> a top-down FPN neck (1x1 lateral convs,
-nearest upsampling, concatenation, 3x3 convs) -> per level a conv stem, a 1x1 box conv (4) and
-a 1x1 class conv (C) -> reshaped and concatenated over levels into two outputs,
+nearest upsampling, concatenation, 3x3 convs) -> per level a decoupled head: a 3x3 conv branch
+ending in a 1x1 box conv (4) and another ending in a 1x1 class conv (C) -> reshaped and concatenated over levels into two outputs,
 ``boxes`` (1, N, 4) and ``scores`` (1, N, C), N = sum(H_s * W_s). Static shapes, builtin ops
 (CONV_2D, ADD, CONCATENATION, RESIZE_NEAREST_NEIGHBOR, RESHAPE), GPU-friendly; decoding and
 NMS happen in the runtime (``edgecnn.runtime.detection``).
@@ -83,12 +83,15 @@ def _create_yolo(
     boxes, scores = [], []
     bias = -math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY)
     for stride in strides:
-        x = levels[stride]
+        # decoupled head (YOLOX): box and class branches do not share convolutions; with one
+        # shared stem the box loss dominated it and the classes were not learnt on shapes
+        box_x = score_x = levels[stride]
         for index in range(depth):
-            x = conv_bn_act(x, width, 3, 1, "same", activation, name=f"head_s{stride}_conv{index + 1}")
-        box = layers.Conv2D(4, 1, name=f"head_s{stride}_box")(x)
+            box_x = conv_bn_act(box_x, width, 3, 1, "same", activation, name=f"head_s{stride}_reg{index + 1}")
+            score_x = conv_bn_act(score_x, width, 3, 1, "same", activation, name=f"head_s{stride}_clsconv{index + 1}")
+        box = layers.Conv2D(4, 1, name=f"head_s{stride}_box")(box_x)
         score = layers.Conv2D(num_classes, 1, bias_initializer=keras.initializers.Constant(bias),
-                              name=f"head_s{stride}_cls")(x)
+                              name=f"head_s{stride}_cls")(score_x)
         boxes.append(layers.Reshape((-1, 4), name=f"head_s{stride}_box_flat")(box))
         scores.append(layers.Reshape((-1, num_classes), name=f"head_s{stride}_cls_flat")(score))
     boxes_out = layers.Concatenate(axis=1, name="boxes")(boxes) if len(boxes) > 1 else \

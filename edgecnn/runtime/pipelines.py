@@ -273,3 +273,79 @@ def draw_detections(image: np.ndarray, result: DetectionResult) -> np.ndarray:
         cv2.putText(canvas, text, (x1 + 1, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1,
                     cv2.LINE_AA)
     return canvas
+
+
+@dataclass
+class SegmentationResult:
+    class_map: np.ndarray  # (H, W) uint8 class ids at the original image's size
+    areas: dict[str, float]  # label -> fraction of the image
+    invoke_ms: float
+    pipeline_ms: float
+    labels: list[str]
+
+    def to_json(self) -> dict:  # the class map goes to a PNG, not into the JSON lines
+        return {"areas": self.areas, "invoke_ms": self.invoke_ms, "pipeline_ms": self.pipeline_ms,
+                "image_size": list(self.class_map.shape)}
+
+
+class Segmenter:
+    """Image (any size) -> per-pixel class map at the original size, per-class areas.
+    The model outputs logits (1, H, W, classes); the argmax runs here, not in the graph (ARG_MAX
+    does not run on the GPU delegate)."""
+
+    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
+                 labels: list[str] | None = None, runner: Runner | None = None) -> None:
+        data = read_model_bytes(model)
+        self.metadata = read_metadata(data) or {}
+        if self.metadata and self.metadata.get("task") not in (None, "segmentation"):
+            raise EdgeCNNError(f"This model's task is '{self.metadata['task']}', not segmentation.")
+        self.runner = runner or Runner(data, accelerator, threads)
+        shape, out = self.runner.inputs[0].shape, self.runner.outputs[0].shape
+        if len(shape) != 4 or len(out) != 4:
+            raise EdgeCNNError(f"A segmenter needs a (1, H, W, C) input and a (1, H, W, classes) output; this model "
+                               f"has {shape} -> {out}.")
+        self.size = tuple(int(d) for d in shape[1:])
+        self.num_classes = int(out[-1])
+        self.scale, self.offset = _normalization(self.metadata)
+        self.labels = labels or self.metadata.get("labels") or [str(i) for i in range(self.num_classes)]
+
+    def class_map(self, unit_image: np.ndarray) -> np.ndarray:
+        """Class ids (H, W) at the model's input size for an input-sized float image in [0, 1]."""
+        logits = self.runner((unit_image[None] * (255.0 * self.scale) + self.offset).astype(np.float32))[0]
+        return logits[0].argmax(axis=-1).astype(np.uint8)
+
+    def __call__(self, image: np.ndarray) -> SegmentationResult:
+        import cv2
+
+        from edgecnn.data.transforms import letterbox
+
+        start = time.perf_counter()
+        rgb = as_rgb8(image)
+        height, width, channels = self.size
+        fitted, fit = letterbox(rgb, height, width)
+        if channels == 1:
+            fitted = fitted.mean(axis=2, keepdims=True)
+        batch = (fitted[None].astype(np.float32) * self.scale + self.offset).astype(np.float32)
+        invoke_start = time.perf_counter()
+        logits = self.runner(batch)[0][0]
+        invoke_ms = (time.perf_counter() - invoke_start) * 1000
+        inner_w, inner_h = round(rgb.shape[1] * fit.scale), round(rgb.shape[0] * fit.scale)
+        x0, y0 = int(fit.pad_x), int(fit.pad_y)
+        classes = logits[y0:y0 + inner_h, x0:x0 + inner_w].argmax(axis=-1).astype(np.uint8)
+        class_map = cv2.resize(classes, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+        counts = np.bincount(class_map.reshape(-1), minlength=self.num_classes) / class_map.size
+        areas = {self._label(i): round(float(c), 5) for i, c in enumerate(counts) if c > 0}
+        return SegmentationResult(class_map, areas, invoke_ms, (time.perf_counter() - start) * 1000, self.labels)
+
+    def _label(self, index: int) -> str:
+        return self.labels[index] if index < len(self.labels) else str(index)
+
+
+def draw_segmentation(image: np.ndarray, result: SegmentationResult, alpha: float = 0.5) -> np.ndarray:
+    """``image`` (RGB) with every non-background class (id > 0) blended in its colour."""
+    canvas = as_rgb8(image).astype(np.float32)
+    palette = np.array([class_colour(i) for i in range(max(len(result.labels), int(result.class_map.max()) + 1))],
+                       np.float32)
+    foreground = result.class_map > 0
+    canvas[foreground] = (1 - alpha) * canvas[foreground] + alpha * palette[result.class_map[foreground]]
+    return canvas.astype(np.uint8)

@@ -5,8 +5,22 @@ head level whose size range holds its longer side (up to 4 strides for the fines
 between 4 and 8 times the stride for the next, and so on; the coarsest takes everything
 larger); at that level the points inside the box and within ``CENTER_RADIUS`` strides of its
 centre are positives (the nearest point when none is, so that no box goes unlearned); a point
-claimed by two boxes takes the smaller. Loss: GIoU on the decoded boxes of the positives, plus
-sigmoid focal loss over every point and class, both normalised by the number of positives.
+claimed by two boxes takes the smaller.
+
+Class targets are soft: a positive's target is its *centerness* (FCOS: sqrt of min(l, r) /
+max(l, r) times min(t, b) / max(t, b)), so a point near the box edge, which predicts a poorer
+box, learns a lower score than the centre and ranks below it (one score carries class and
+localization quality, as in GFL, with no extra output for the runtime to combine). Measured on
+builtin:shapes: with hard 0/1 targets 98% of the objects were found at IoU 0.5 with the right
+class, yet mAP@.5 was 0.32 because edge points scored as high as centres.
+
+Loss: GIoU on the decoded boxes of the positives, plus binary cross-entropy over every point and
+class, both normalised by the number of positives. On background points the cross-entropy is
+weighted by |target - score|^2 (quality focal loss, GFL), which keeps the thousands of easy
+negatives from swamping the few positives; on positive points it is not, for every class: with
+the modulating factor there too, a class channel at 0.25 where the target is 0 costs almost
+nothing, and on builtin:shapes the model learnt to find objects (99.9% of its detections above
+0.3 overlapped an object at IoU 0.5) but gave all four classes nearly the same score.
 """
 
 from __future__ import annotations
@@ -21,7 +35,8 @@ from edgecnn.runtime.detection import MAX_LOG_DISTANCE, anchor_points
 
 CENTER_RADIUS = 2.5
 BOX_WEIGHT = 5.0
-FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0
+QUALITY_FOCAL_BETA = 2.0
+MIN_QUALITY = 0.05  # a positive's class target never drops to zero
 
 
 def level_ranges(strides: tuple[int, ...]) -> list[tuple[float, float]]:
@@ -60,8 +75,17 @@ def assign_targets(boxes: np.ndarray, classes: np.ndarray, input_size: tuple[int
     owner = np.argmin(cost, axis=1)[positive]
     box_target[positive, :4] = boxes[owner]
     box_target[positive, 4] = 1.0
-    class_target[np.nonzero(positive)[0], classes[owner]] = 1.0
+    class_target[np.nonzero(positive)[0], classes[owner]] = centerness(centres[positive], boxes[owner])
     return box_target, class_target
+
+
+def centerness(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """FCOS centerness of each point in its box, in [MIN_QUALITY, 1]."""
+    left, top = points[:, 0] - boxes[:, 0], points[:, 1] - boxes[:, 1]
+    right, bottom = boxes[:, 2] - points[:, 0], boxes[:, 3] - points[:, 1]
+    horizontal = np.clip(np.minimum(left, right), 0, None) / np.maximum(np.maximum(left, right), 1e-6)
+    vertical = np.clip(np.minimum(top, bottom), 0, None) / np.maximum(np.maximum(top, bottom), 1e-6)
+    return np.clip(np.sqrt(horizontal * vertical), MIN_QUALITY, 1.0)
 
 
 def prepare(sample: DetectionSample, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,8 +134,8 @@ class DetectionTask:
 
     def load(self) -> list[str]:
         data = self.recipe.data
-        self.train_set = load_detection_samples(data.train, "all" if data.val else "train")
-        self.val_set = load_detection_samples(data.val or data.train, "all" if data.val else "val")
+        self.train_set = load_detection_samples(data.train, "all" if data.val else "train", data.limit)
+        self.val_set = load_detection_samples(data.val or data.train, "all" if data.val else "val", data.limit)
         if self.train_set.classes != self.val_set.classes:
             from edgecnn.errors import EdgeCNNError
 
@@ -195,16 +219,16 @@ class DetectionLoss:
         return BOX_WEIGHT * tf.reduce_sum(positive * (1.0 - giou), axis=1) / count
 
     def class_loss(self, y_true, y_pred):
-        """Sigmoid focal loss (Lin et al. 2017) over all points and classes / positives."""
+        """Cross-entropy, quality-focal (Li et al. 2020) on background points, / positives."""
         from edgecnn._keras import tf
 
         probability = tf.sigmoid(y_pred)
         cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=y_true, logits=y_pred)
-        p_t = y_true * probability + (1 - y_true) * (1 - probability)
-        alpha = y_true * FOCAL_ALPHA + (1 - y_true) * (1 - FOCAL_ALPHA)
-        focal = alpha * tf.pow(1.0 - p_t, FOCAL_GAMMA) * cross_entropy
-        count = tf.maximum(tf.reduce_sum(y_true, axis=[1, 2]), 1.0)
-        return tf.reduce_sum(focal, axis=[1, 2]) / count
+        positive = tf.cast(tf.reduce_max(y_true, axis=-1, keepdims=True) > 0, tf.float32)  # (B, N, 1)
+        modulation = tf.pow(tf.abs(y_true - probability), QUALITY_FOCAL_BETA)
+        weight = positive + (1.0 - positive) * modulation
+        count = tf.maximum(tf.reduce_sum(positive, axis=[1, 2]), 1.0)
+        return tf.reduce_sum(weight * cross_entropy, axis=[1, 2]) / count
 
 
 def _giou(a, b):

@@ -38,6 +38,7 @@ class DataSection:
     val: str | None = None  # None: the held-out split of the training spec
     input_size: list[int] = field(default_factory=lambda: [32, 32, 3])
     augment: AugmentSection = field(default_factory=AugmentSection)
+    limit: int | None = None  # use at most this many training (and validation) images
 
 
 @dataclass
@@ -100,7 +101,7 @@ PACKAGED_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 CHOICES = {
     "training.optimizer": ("adam", "adamw", "sgd"),
     "training.schedule": ("cosine", "constant", "step"),
-    "training.loss": ("cross_entropy",),
+    "training.loss": ("cross_entropy", "dice", "cross_entropy+dice"),
     "optimization.pruning.schedule": ("polynomial", "constant"),
     "optimization.pruning.structure": ("unstructured", "2:4"),
     "task": ("classification", "detection", "segmentation", "generation"),

@@ -53,8 +53,9 @@ class ClassificationTask:
         from edgecnn.data.images import load_classification_samples
 
         data = self.recipe.data
-        self.x, self.y, classes = load_classification_samples(data.train, self.size, split="train")
-        self.x_val, self.y_val, _ = load_classification_samples(data.val or data.train, self.size, split="val")
+        self.x, self.y, classes = load_classification_samples(data.train, self.size, data.limit, split="train")
+        self.x_val, self.y_val, _ = load_classification_samples(data.val or data.train, self.size, data.limit,
+                                                                split="val")
         return classes
 
     def datasets(self):
@@ -98,8 +99,9 @@ class ClassificationTask:
 
 def _make_task(recipe: Recipe):
     from edgecnn.training.detection import DetectionTask
+    from edgecnn.training.segmentation import SegmentationTask
 
-    tasks = {"classification": ClassificationTask, "detection": DetectionTask}
+    tasks = {"classification": ClassificationTask, "detection": DetectionTask, "segmentation": SegmentationTask}
     if recipe.task not in tasks:
         raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
                            f"Trainable tasks: {', '.join(tasks)} (see recipes/).")

@@ -1,0 +1,175 @@
+"""Segmentation: masks: loading, letterbox padding as IGNORE, mask-consistent augmentation, the
+loss's ignore handling, mIoU, U-Net and FCN graphs, export and the runtime Segmenter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgecnn.data.segmentation import IGNORE, load_mask_folder, load_shapes_semantic
+from edgecnn.evaluation import segmentation_metrics
+
+
+def _write_pairs(root, sizes):
+    import cv2
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    masks = []
+    for index, (height, width) in enumerate(sizes):
+        mask = np.zeros((height, width), np.uint8)
+        mask[height // 4: height // 2, width // 4: width // 2] = 1
+        mask[-height // 4:, -width // 4:] = 2
+        image = np.stack([mask * 100, mask * 50, np.full_like(mask, 30)], axis=2)
+        cv2.imwrite(str(root / "images" / f"p{index}.png"), image)
+        cv2.imwrite(str(root / "masks" / f"p{index}.png"), mask)
+        masks.append(mask)
+    return masks
+
+
+def test_mask_folder_letterboxes_images_and_masks_together(tmp_path):
+    _write_pairs(tmp_path / "data", [(40, 80), (64, 64)])
+    dataset = load_mask_folder(tmp_path / "data", (32, 32, 3))
+    assert dataset.images.shape == (2, 32, 32, 3) and dataset.classes == ["0", "1", "2"]
+    wide = dataset.masks[0]
+    assert (wide[:8] == IGNORE).all() and (wide[-8:] == IGNORE).all()  # 40x80 -> 16x32 inside 32x32
+    inside = wide[8:24]
+    assert set(np.unique(inside)) == {0, 1, 2}
+    # the image's red channel encodes the class (100 per class id): pixels and labels still agree
+    red = np.round(dataset.images[0, 8:24, :, 2] * 255 / 100)  # BGR on disk -> RGB: red is channel 2
+    assert (red == inside).mean() > 0.9
+
+
+def test_mask_folder_errors_name_the_fix(tmp_path):
+    import cv2
+
+    from edgecnn.errors import EdgeCNNError
+
+    (tmp_path / "images").mkdir()
+    with pytest.raises(EdgeCNNError, match="images/ and a masks/ folder"):
+        load_mask_folder(tmp_path, (32, 32, 3))
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((10, 10, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), np.zeros((12, 10), np.uint8))
+    with pytest.raises(EdgeCNNError, match="must have its image's size"):
+        load_mask_folder(tmp_path, (32, 32, 3))
+
+
+def test_augmentation_moves_the_class_map_with_the_pixels():
+    from edgecnn.training.segmentation import augment
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 20:50] = 1
+    mask[40:60, 5:25] = 2
+    image = np.stack([mask * 120, np.zeros_like(mask), np.zeros_like(mask)], axis=2).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        moved_image, moved_mask = augment(image, mask, rng, flip=True, scale=0.3, color=0.0)
+        valid = moved_mask != IGNORE
+        assert valid.mean() > 0.3
+        agree = np.round(moved_image[..., 0] / 120.0)[valid] == moved_mask[valid]
+        assert agree.mean() > 0.97  # only bilinear edge pixels may differ
+
+
+def test_loss_ignores_padding_and_metrics_are_exact():
+    from edgecnn.training.segmentation import SegmentationLoss
+
+    truth = np.array([[[0, 1], [2, IGNORE]]], np.int32)
+    logits = np.random.default_rng(0).normal(size=(1, 2, 2, 3)).astype(np.float32)
+    changed = logits.copy()
+    changed[0, 1, 1] += 50.0  # only the ignored pixel changes
+    for kind in ("cross_entropy", "dice", "cross_entropy+dice"):
+        loss = SegmentationLoss(kind)
+        assert float(loss(truth, logits)[0]) == pytest.approx(float(loss(truth, changed)[0]), rel=1e-5)
+    truth = np.array([[0, 0, 1, 1], [2, 2, IGNORE, IGNORE]])
+    predicted = np.array([[0, 1, 1, 1], [2, 0, 2, 2]])
+    metrics = segmentation_metrics(predicted, truth, 3)
+    # class 0: tp 1, union 3; class 1: tp 2, union 3; class 2: tp 1, union 2
+    assert metrics["miou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert metrics["pixel_acc"] == pytest.approx(4 / 6)
+    assert segmentation_metrics(truth.clip(0, 2), truth, 3)["miou"] == 1.0
+
+
+def test_unet_has_the_papers_shape_and_size():
+    import edgecnn
+
+    model = edgecnn.create_model("unet")
+    assert model.output_shape == (None, 256, 256, 2)  # 'same' padding: output size = input size
+    assert model.count_params() == 31_031_810  # 64..1024 channels, 2 classes, biased convolutions
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2DTranspose") == 4 and kinds.count("MaxPooling2D") == 4
+    with pytest.raises(edgecnn.EdgeCNNError, match="multiple of 16"):
+        edgecnn.create_model("unet", input_shape=(100, 100, 3))
+
+
+def test_fcn_variants_and_bilinear_upsampling():
+    import edgecnn
+
+    sizes = {name: edgecnn.create_model(name, input_shape=(64, 64, 3), width_multiplier=0.125, fc_units=64,
+                                        num_classes=3) for name in ("fcn32s_vgg16", "fcn16s_vgg16", "fcn8s_vgg16")}
+    for model in sizes.values():
+        assert model.output_shape == (None, 64, 64, 3)
+    skips = {name: sum(layer.name.startswith("score_s") for layer in m.layers) for name, m in sizes.items()}
+    assert skips == {"fcn32s_vgg16": 1, "fcn16s_vgg16": 2, "fcn8s_vgg16": 3}
+    # the 2x transposed convolutions start as bilinear interpolation: a constant map stays constant inside
+    up = sizes["fcn8s_vgg16"].get_layer("upscore_s16")
+    constant = np.ones((1, 4, 4, 3), np.float32)
+    out = np.asarray(up(constant))
+    assert np.allclose(out[0, 1:-1, 1:-1], 1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_unet_file(tmp_path_factory):
+    import edgecnn
+    from edgecnn.export.convert import convert
+    from edgecnn.runtime.metadata import write_metadata
+
+    model = edgecnn.create_model("test_unet", num_classes=5)
+    data = write_metadata(convert(model, "fp32"), {"task": "segmentation",
+                                                    "labels": ["background", "a", "b", "c", "d"],
+                                                    "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}}})
+    path = tmp_path_factory.mktemp("seg") / "test_unet.tflite"
+    path.write_bytes(data)
+    return model, path
+
+
+def test_segmenter_returns_class_maps_at_the_original_size(tiny_unet_file):
+    from edgecnn.data.transforms import letterbox
+    from edgecnn.runtime.pipelines import Segmenter, draw_segmentation
+
+    model, path = tiny_unet_file
+    segmenter = Segmenter(path, accelerator="cpu")
+    image = (np.random.default_rng(0).uniform(0, 65535, (30, 60))).astype(np.uint16)  # 16-bit gray, 2:1
+    result = segmenter(image)
+    assert result.class_map.shape == (30, 60) and result.class_map.max() < 5
+    assert sum(result.areas.values()) == pytest.approx(1.0, abs=1e-4)
+    rgb = np.repeat((image / 257).astype(np.uint8)[..., None], 3, axis=2)
+    fitted, fit = letterbox(rgb, 32, 32)
+    expected = np.asarray(model(fitted[None].astype(np.float32) / 255.0))[0].argmax(-1)[8:24]  # 16x32 inside
+    import cv2
+
+    expected = cv2.resize(expected.astype(np.uint8), (60, 30), interpolation=cv2.INTER_NEAREST)
+    assert (expected == result.class_map).mean() > 0.99
+    assert draw_segmentation(image, result).shape == (30, 60, 3)
+
+
+def test_eval_of_a_segmenter_matches_keras(tiny_unet_file):
+    from edgecnn.evaluation import evaluate_keras_segmenter, evaluate_tflite_segmenter
+
+    model, path = tiny_unet_file
+    keras_metrics = evaluate_keras_segmenter(model, "builtin:shapes", "val", 8)
+    tflite_metrics = evaluate_tflite_segmenter(path.read_bytes(), "builtin:shapes", "val", 8)
+    assert tflite_metrics["miou"] == pytest.approx(keras_metrics["miou"], abs=0.01)
+    assert load_shapes_semantic((32, 32, 3), "val", 8).masks.max() <= 4
+
+
+@pytest.mark.parametrize("name", ["test_unet", "test_fcn"])
+def test_segmentation_fp16_runs_fully_on_the_gpu(name, gpu):
+    import edgecnn
+    from edgecnn.export.convert import convert
+
+    model = edgecnn.create_model(name)
+    sample = np.random.default_rng(0).uniform(0, 1, (1, *model.input_shape[1:])).astype(np.float32)
+    run = gpu(convert(model, "fp16"), [sample])
+    assert run.available and run.fully_accelerated
+    assert np.abs(run.outputs[0].reshape(model.output_shape[1:]) - np.asarray(model(sample))[0]).max() < 2e-2
