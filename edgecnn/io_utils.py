@@ -7,11 +7,20 @@ import tempfile
 from pathlib import Path
 
 
+def _default_mode() -> int:
+    """The permissions an ordinary open() would give a new file (0666 minus the umask);
+    mkstemp's own 0600 would hide outputs from other users of the machine."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, _default_mode())
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
