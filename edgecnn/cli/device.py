@@ -151,11 +151,11 @@ def run_benchmark(args: argparse.Namespace) -> int:
     pipeline_classes = {"classification": Classifier, "detection": Detector, "segmentation": Segmenter}
     if task in pipeline_classes and len(runner.inputs[0].shape) == 4:
         # the whole pipeline on a camera-sized frame: letterbox/resize, normalize, invoke, decode
-        pipeline = pipeline_classes[task](data, runner=runner)  # the same compiled model as the invoke timings
+        task_pipeline = pipeline_classes[task](data, runner=runner)  # the same compiled model as the invoke timings
         frame = rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
         pipeline = []
         for index in range(args.warmup + args.runs):
-            outcome = pipeline(frame)
+            outcome = task_pipeline(frame)
             if index >= args.warmup:
                 pipeline.append(outcome.pipeline_ms)
         result["pipeline_ms"] = percentiles(pipeline)

@@ -134,18 +134,67 @@ def _history(csv_path: Path) -> list[dict]:
     return [rows[epoch] for epoch in sorted(rows)]  # an epoch repeated after a resume counts once
 
 
+class _InterruptRequest:
+    """Ctrl-C during fit: the SIGINT handler only sets a flag, and a callback raises
+    KeyboardInterrupt at the next batch boundary. A KeyboardInterrupt raised wherever the signal
+    happens to land (inside TensorFlow's Python internals) was seen to be swallowed under load,
+    training then running to the end."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.requested and exc[0] is None:
+            raise KeyboardInterrupt
+
+    def callback(self):
+        from edgecnn._keras import keras
+
+        request = self
+
+        class StopOnInterrupt(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if request.requested:
+                    raise KeyboardInterrupt
+
+            on_test_batch_end = on_train_batch_end
+
+        return StopOnInterrupt()
+
+
 def _fit_stage(model, train, val, epochs: int, directory: Path, stage: str, extra_callbacks=()):
     """fit with backup (resume), CSV history, TensorBoard; returns the merged history."""
     from edgecnn._keras import keras
 
     checkpoints = directory / "checkpoints"
+    interrupt = _InterruptRequest()
     callbacks = [
+        interrupt.callback(),
         keras.callbacks.BackupAndRestore(str(checkpoints / f"{stage}_backup")),
         keras.callbacks.CSVLogger(str(directory / "logs" / f"{stage}_history.csv"), append=True),
         keras.callbacks.TensorBoard(str(directory / "logs" / stage)),
         *extra_callbacks,
     ]
-    model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2)
+    with interrupt:
+        model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2)
     return _history(directory / "logs" / f"{stage}_history.csv")
 
 
