@@ -46,6 +46,44 @@ def test_instances_are_visible_parts_and_agree_with_the_semantic_mask():
     assert occluded >= 5  # scenes with several objects exist
 
 
+def test_each_class_has_its_geometry():
+    """Rectangles have right angles (an earlier generator stretched after rotating and drew
+    rhombi), polygons have their corner count, circles are round."""
+    from edgecnn.data.shapes import _shape_mask
+
+    rng = np.random.default_rng(7)
+    corners = {"rectangle": 4, "triangle": 3, "hexagon": 6}
+    for class_id, name in enumerate(CLASSES):
+        for _ in range(10):
+            mask = _shape_mask(rng, class_id, 256).astype(np.uint8)
+            contour = max(cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0], key=cv2.contourArea)
+            if cv2.boundingRect(contour)[0] == 0 or (cv2.boundingRect(contour)[0] + cv2.boundingRect(contour)[2]
+                                                     >= 256) or min(cv2.boundingRect(contour)[1::2]) <= 0:
+                continue  # cut by the image border
+            (_, _), (width, height), _ = cv2.minAreaRect(contour)
+            fill = mask.sum() / (width * height)
+            if name == "rectangle":
+                assert fill > 0.93, fill
+            else:
+                assert fill < 0.9, (name, fill)
+            if name in corners:
+                approximate = cv2.approxPolyDP(contour, 0.03 * cv2.arcLength(contour, True), True)
+                assert len(approximate) == corners[name]
+
+
+def test_touching_shapes_have_different_colours():
+    rng = np.random.default_rng(1)
+    for _ in range(300):  # the earlier generator gave 8 of 164 touching pairs closer than this
+        sample = generate_sample(rng, 96)
+        grown = [cv2.dilate(i.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) for i in sample.instances]
+        for a, first in enumerate(sample.instances):
+            for b, second in enumerate(sample.instances[a + 1:], start=a + 1):
+                if (grown[a] & second.mask).any():
+                    colour_a = sample.image[first.mask].astype(int).mean(axis=0)
+                    colour_b = sample.image[second.mask].astype(int).mean(axis=0)
+                    assert np.abs(colour_a - colour_b).sum() >= 90
+
+
 def test_coco_file_loads_in_pycocotools_and_masks_match(tmp_path):
     from pycocotools.coco import COCO
 

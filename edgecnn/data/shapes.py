@@ -61,29 +61,38 @@ def _shape_mask(rng: np.random.Generator, class_id: int, size: int) -> np.ndarra
         cv2.circle(mask, (int(center[0]), int(center[1])), int(radius), 1, -1)
     else:
         corners = {"rectangle": 4, "triangle": 3, "hexagon": 6}[name]
+        # a regular polygon, stretched along its own x axis (rectangles only) and then rotated:
+        # stretching after the rotation would turn squares into rhombi and parallelograms
+        base = np.pi / corners + np.arange(corners) * 2 * np.pi / corners
         stretch = rng.uniform(0.6, 1.4) if name == "rectangle" else 1.0
-        angles = angle + np.arange(corners) * 2 * np.pi / corners
-        points = np.stack([center[0] + radius * np.cos(angles) * stretch, center[1] + radius * np.sin(angles)], 1)
+        local = np.stack([np.cos(base) * stretch, np.sin(base)], 1) * radius
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        points = center + local @ rotation.T
         cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
     return mask.astype(bool)
 
 
 def generate_sample(rng: np.random.Generator, size: int = 128, max_objects: int = 4) -> Sample:
+    import cv2
+
     image = _background(rng, size)
-    masks: list[tuple[int, np.ndarray, int]] = []
+    masks: list[tuple[int, np.ndarray, int, np.ndarray]] = []  # class, visible, full area, colour
     for _ in range(rng.integers(1, max_objects + 1)):
         class_id = int(rng.integers(0, len(CLASSES)))
         mask = _shape_mask(rng, class_id, size)
+        # keep the shape distinguishable from its background and from every shape it touches
+        # (a same-coloured neighbour would merge with it into one blob nobody could label)
+        grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        avoid = [image[mask].mean(axis=0)] + [colour for _, visible, _, colour in masks if (visible & grown).any()]
         colour = rng.integers(0, 256, 3)
-        # keep the shape distinguishable from its background
-        while np.abs(colour.astype(int) - image[mask].mean(axis=0)).sum() < 90:
+        while min(np.abs(colour.astype(int) - other).sum() for other in avoid) < 90:
             colour = rng.integers(0, 256, 3)
         image[mask] = colour
-        masks = [(c, m & ~mask, full) for c, m, full in masks]  # occlusion
-        masks.append((class_id, mask, int(mask.sum())))
+        masks = [(c, m & ~mask, full, col) for c, m, full, col in masks]  # occlusion
+        masks.append((class_id, mask, int(mask.sum()), colour))
     semantic = np.zeros((size, size), np.uint8)
     instances = []
-    for class_id, visible, full_area in masks:
+    for class_id, visible, full_area, _ in masks:
         area = int(visible.sum())
         if area < MIN_AREA or area < MIN_VISIBLE_FRACTION * full_area:
             continue
