@@ -1,5 +1,6 @@
 """Segmentation: masks: loading, letterbox padding as IGNORE, mask-consistent augmentation, the
-loss's ignore handling, mIoU, U-Net and FCN graphs, export and the runtime Segmenter."""
+loss's ignore handling, mIoU, U-Net, FCN and SegNet graphs (index unpooling from builtins),
+export and the runtime Segmenter."""
 
 from __future__ import annotations
 
@@ -118,6 +119,87 @@ def test_fcn_variants_and_bilinear_upsampling():
     assert np.allclose(out[0, 1:-1, 1:-1], 1.0)
 
 
+def _argmax_unpooled(features: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """What SegNet's decoder must produce: TensorFlow's own max_pool_with_argmax indices."""
+    from edgecnn._keras import tf
+
+    _, indices = tf.nn.max_pool_with_argmax(features, 2, 2, "VALID", include_batch_in_index=True)
+    result = np.zeros(features.size, np.float32)
+    result[np.asarray(indices).ravel()] = values.ravel()
+    return result.reshape(features.shape)
+
+
+def test_unpooling_places_values_at_the_argmax_positions(rng):
+    from edgecnn.layers import MaxUnpooling2D
+
+    features = rng.normal(size=(2, 8, 12, 5)).astype(np.float32)
+    features[0, :2, :2, 0] = 0.0  # ties (ReLU zeros are common): the first position wins
+    features[1, 2:4, 4:6, 3] = [[1.0, 2.0], [2.0, 2.0]]
+    values = rng.uniform(1, 2, size=(2, 4, 6, 5)).astype(np.float32)
+    out = np.asarray(MaxUnpooling2D()([values, features]))
+    assert np.array_equal(out, _argmax_unpooled(features, values))
+    assert (out != 0).sum() == values.size  # exactly one position per window
+
+
+def test_unpooling_survives_conversion_with_builtin_ops_only(rng):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn._keras import keras
+    from edgecnn.export.convert import convert
+    from edgecnn.layers import MaxUnpooling2D
+
+    features = keras.Input((8, 8, 4), batch_size=1)
+    values = keras.layers.MaxPooling2D()(features)
+    model = keras.Model(features, MaxUnpooling2D()([values * 3.0, features]))
+    interpreter = Interpreter(model_content=convert(model, "fp32"))
+    interpreter.allocate_tensors()
+    sample = rng.normal(size=(1, 8, 8, 4)).astype(np.float32)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample)
+    interpreter.invoke()
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    pooled = sample.reshape(1, 4, 2, 4, 2, 4).max(axis=(2, 4))
+    assert np.array_equal(out, _argmax_unpooled(sample, pooled * 3.0))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "MAX_POOL_2D" in ops and not any("FLEX" in op or op == "CUSTOM" for op in ops)
+
+
+def test_segnet_has_the_papers_shape_and_size():
+    import edgecnn
+
+    model = edgecnn.create_model("segnet")
+    assert model.output_shape == (None, 224, 224, 12)
+    assert model.count_params() == 29_488_844  # the paper's "29.5M" (VGG-16 encoder + mirrored decoder)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("MaxUnpooling2D") == kinds.count("MaxPooling2D") == 5
+    assert kinds.count("Conv2D") == 13 + 13 + 1 and "Concatenate" not in kinds  # switches, not features
+    basic = edgecnn.create_model("segnet_basic")
+    assert basic.get_layer("enc1_conv1").kernel_size == (7, 7) and basic.count_params() == 1_417_164
+    with pytest.raises(edgecnn.EdgeCNNError, match="multiple of 32"):
+        edgecnn.create_model("segnet", input_shape=(100, 100, 3))
+
+
+def test_segnet_quantization_aware_int8_matches_its_keras_model():
+    from ai_edge_litert.interpreter import Interpreter
+
+    import edgecnn
+    from edgecnn.export.convert import convert
+    from edgecnn.optimize.qat import quantize_aware
+
+    images = load_shapes_semantic((32, 32, 3), "val", 4).images
+    qat = quantize_aware(edgecnn.create_model("test_segnet", num_classes=5))
+    qat.predict(images, verbose=0)
+    interpreter = Interpreter(model_content=convert(qat, "int8"))
+    interpreter.allocate_tensors()
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert {"CONV_2D", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE"} <= ops and "CUSTOM" not in ops
+    for image in images:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.invoke()
+        out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+        expected = np.asarray(qat(image[None]))[0]
+        assert np.abs(out - expected).max() <= 0.05 * np.ptp(expected) + 1e-6
+
+
 @pytest.fixture(scope="module")
 def tiny_unet_file(tmp_path_factory):
     import edgecnn
@@ -163,7 +245,7 @@ def test_eval_of_a_segmenter_matches_keras(tiny_unet_file):
     assert load_shapes_semantic((32, 32, 3), "val", 8).masks.max() <= 4
 
 
-@pytest.mark.parametrize("name", ["test_unet", "test_fcn"])
+@pytest.mark.parametrize("name", ["test_unet", "test_fcn", "test_segnet"])
 def test_segmentation_fp16_runs_fully_on_the_gpu(name, gpu):
     import edgecnn
     from edgecnn.export.convert import convert

@@ -12,10 +12,12 @@ from edgecnn.layers.blocks import (
     stack,
 )
 from edgecnn.layers.normalization import LocalResponseNormalization
+from edgecnn.layers.pooling import MaxUnpooling2D
 
 __all__ = [
     "ACTIVATIONS",
     "LocalResponseNormalization",
+    "MaxUnpooling2D",
     "Maxout",
     "activation_spec",
     "basic_block",

@@ -76,6 +76,7 @@ def _load_families() -> None:
     from edgecnn.models import yolo  # noqa: F401
     from edgecnn.models import fcn  # noqa: F401
     from edgecnn.models import unet  # noqa: F401
+    from edgecnn.models import segnet  # noqa: F401
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -2,7 +2,7 @@
 transformation of a finished float model.
 
 ``quantize_aware(model)`` annotates every layer: those tfmot's registry knows get its default
-configs; edgecnn's custom layers (LRN, Maxout) and layers the registry lacks get
+configs; edgecnn's custom layers (LRN, Maxout, MaxUnpooling2D) and layers the registry lacks get
 ``OutputQuantizeConfig`` (their outputs are fake-quantized, their few weights such as PReLU's
 slopes stay float and the converter quantizes them). With ``preserve_sparsity=True`` (a pruned
 model), the prune-preserving scheme keeps the zeros through QAT (PQAT).
@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from edgecnn._keras import keras, tf
-from edgecnn.layers import LocalResponseNormalization, Maxout
+from edgecnn.layers import LocalResponseNormalization, Maxout, MaxUnpooling2D
 
 log = logging.getLogger("edgecnn.qat")
 
@@ -70,6 +70,7 @@ def custom_objects() -> dict:
     return {
         "LocalResponseNormalization": LocalResponseNormalization,
         "Maxout": Maxout,
+        "MaxUnpooling2D": MaxUnpooling2D,
         "OutputQuantizeConfig": output_quantize_config(),
     }
 
