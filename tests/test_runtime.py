@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,34 @@ def test_benchmark_json_on_the_gpu_keeps_stdout_clean(classifier_file, gpu):
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads(result.stdout)  # fails on any extra line
     assert document["accelerator"] == "gpu" and document["fully_accelerated"] is True
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler to build the test delegate")
+def test_external_delegate_library_is_loaded_by_path(classifier_file, tmp_path, capsys):
+    """--delegate hands a delegate .so (the way old Pi images get a GPU delegate for
+    tflite_runtime) to the interpreter: a no-op delegate built here is really prepared, the
+    results equal the plain CPU run, and files that are not delegates fail with a clear error."""
+    import ctypes
+
+    from edgecnn.runtime.pipelines import Classifier, Runner
+
+    library = tmp_path / "libnoop_delegate.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(library), str(Path(__file__).parent / "data" /
+                                                                       "noop_delegate.c")], check=True)
+    image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    data = classifier_file.read_bytes()
+    runner = Runner(data, "cpu", delegate=library)
+    assert ctypes.CDLL(str(library)).noop_prepared() >= 1  # the interpreter called the delegate's Prepare
+    assert runner.accelerator == "delegate:libnoop_delegate.so"
+    with_delegate = Classifier(data, runner=runner)(image).top_k
+    plain = Classifier(data, accelerator="cpu")(image).top_k
+    assert [(p.index, round(p.score, 5)) for p in with_delegate] == [(p.index, round(p.score, 5)) for p in plain]
+    assert main(["benchmark", str(classifier_file), "--delegate", str(library), "--runs", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accelerator"] == "delegate:libnoop_delegate.so"
+    not_delegate = tmp_path / "libnot.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(not_delegate), "-x", "c", "-"], input=b"int f(void){return 1;}",
+                   check=True)
+    for path, message in ((not_delegate, "not a TFLite external delegate"), (tmp_path / "missing.so", "does not exist"),
+                          (classifier_file, "could not be opened as a shared library")):
+        assert main(["benchmark", str(classifier_file), "--delegate", str(path), "--runs", "1"]) == 2
+        assert message in capsys.readouterr().err

@@ -21,6 +21,7 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--out", required=True, help="folder for annotated outputs and predictions.jsonl")
     predict.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     predict.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    predict.add_argument("--delegate", metavar="LIBRARY", help="an external TFLite delegate library (.so) to run the model with, e.g. the GPU delegate of an old Pi image")
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--labels", help="class names, one per line (for models without edgecnn metadata)")
     predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
@@ -38,6 +39,7 @@ def add_parsers(subparsers) -> None:
     benchmark.add_argument("--runs", type=int, default=50)
     benchmark.add_argument("--warmup", type=int, default=5)
     benchmark.add_argument("--threads", type=int)
+    benchmark.add_argument("--delegate", metavar="LIBRARY", help="an external TFLite delegate library (.so) to run the model with, e.g. the GPU delegate of an old Pi image")
     benchmark.add_argument("--json", action="store_true")
     benchmark.set_defaults(handler=run_benchmark)
 
@@ -101,18 +103,20 @@ def build_pipeline(args: argparse.Namespace):
     data = read_model_bytes(args.model)
     task = args.task or (read_metadata(data) or {}).get("task") or "classification"
     labels = read_labels(args.labels)
+    if task not in ("classification", "detection", "segmentation"):
+        raise EdgeCNNError(f"`edgecnn predict` has no pipeline for task '{task}'.",
+                           "Pipelines: classification, detection, segmentation.")
+    runner = pipelines.Runner(data, args.accelerator, args.threads, delegate=args.delegate)
     builders = {
-        "classification": lambda: (pipelines.Classifier(data, args.accelerator, args.threads, args.top_k, labels),
+        "classification": lambda: (pipelines.Classifier(data, top_k=args.top_k, labels=labels, runner=runner),
                                    pipelines.draw_classification),
-        "detection": lambda: (pipelines.Detector(data, args.accelerator, args.threads, args.score_threshold,
-                                                 args.iou_threshold, labels=labels, strides=args.strides),
+        "detection": lambda: (pipelines.Detector(data, score_threshold=args.score_threshold,
+                                                 iou_threshold=args.iou_threshold, labels=labels,
+                                                 strides=args.strides, runner=runner),
                               pipelines.draw_detections),
-        "segmentation": lambda: (pipelines.Segmenter(data, args.accelerator, args.threads, labels),
+        "segmentation": lambda: (pipelines.Segmenter(data, labels=labels, runner=runner),
                                  pipelines.draw_segmentation),
     }
-    if task not in builders:
-        raise EdgeCNNError(f"`edgecnn predict` has no pipeline for task '{task}'.",
-                           f"Pipelines: {', '.join(builders)}.")
     return builders[task]()
 
 
@@ -134,7 +138,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise EdgeCNNError("--runs must be at least 1.")
     data = read_model_bytes(args.model)
-    runner = Runner(data, args.accelerator, args.threads)
+    runner = Runner(data, args.accelerator, args.threads, delegate=args.delegate)
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(0, 1, size=info.shape).astype(np.float32) for info in runner.inputs]
     invoke = []

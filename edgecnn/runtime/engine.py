@@ -123,6 +123,7 @@ class Engine:
     def __init__(self, interpreter, backend: str) -> None:
         self.interpreter = interpreter
         self.backend = backend
+        self.delegate: str | None = None  # path of an external delegate library, when one is used
         self.inputs = [_tensor_info(d) for d in interpreter.get_input_details()]
         self.outputs = _in_model_order(interpreter, [_tensor_info(d) for d in interpreter.get_output_details()])
 
@@ -161,19 +162,57 @@ def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
     return ((array.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
 
 
-def load_engine(model: str | os.PathLike | bytes, threads: int | None = None, backend: str | None = None) -> Engine:
-    """Load ``model`` (path or bytes) on the first backend that imports, or on ``backend``."""
+def load_delegate(backend: str, library: str | os.PathLike, options: dict | None = None):
+    """An external TFLite delegate from a shared library (e.g. the GPU delegate built for an old
+    Raspberry Pi image, ``libtensorflowlite_gpu_delegate.so``), loaded through ``backend``'s own
+    ``load_delegate``."""
+    path = Path(library)
+    if not path.is_file():
+        raise EdgeCNNError(f"Delegate library {path} does not exist.",
+                           "Pass the path of a TFLite delegate .so (e.g. libtensorflowlite_gpu_delegate.so).")
+    import ctypes
+
+    try:
+        exported = hasattr(ctypes.CDLL(str(path.resolve())), "tflite_plugin_create_delegate")
+    except OSError as error:
+        raise EdgeCNNError(f"{path.name} could not be opened as a shared library ({error}).",
+                           "Pass a TFLite delegate .so built for this machine's architecture.") from error
+    if not exported:  # checked first: the interpreter's loader fails late and noisily on such files
+        raise EdgeCNNError(f"{path.name} is not a TFLite external delegate (no tflite_plugin_create_delegate).",
+                           "Pass a delegate library such as libtensorflowlite_gpu_delegate.so.")
+    module = importlib.import_module(dict(_BACKENDS)[backend])
+    loader = getattr(module, "load_delegate", None) or getattr(getattr(module, "experimental", None),
+                                                              "load_delegate", None)
+    if loader is None:
+        raise EdgeCNNError(f"The {backend} backend cannot load external delegates.",
+                           "Install ai-edge-litert or tflite_runtime.")
+    try:
+        return loader(str(path), options or {})
+    except (ValueError, RuntimeError, OSError, AttributeError) as error:
+        raise EdgeCNNError(f"{path.name} could not be loaded as a TFLite delegate "
+                           f"({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}).",
+                           "It must export tflite_plugin_create_delegate and match this machine "
+                           "(architecture, TFLite version).") from error
+
+
+def load_engine(model: str | os.PathLike | bytes, threads: int | None = None, backend: str | None = None,
+                delegate: str | os.PathLike | None = None) -> Engine:
+    """Load ``model`` (path or bytes) on the first backend that imports, or on ``backend``;
+    ``delegate`` is the path of an external delegate library to run it with."""
     data = read_model_bytes(model)
     name, interpreter_class = _interpreter_class(backend)
+    delegates = [load_delegate(name, delegate)] if delegate else None
     try:
-        interpreter = interpreter_class(model_content=data, num_threads=threads)
+        interpreter = interpreter_class(model_content=data, num_threads=threads, experimental_delegates=delegates)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise EdgeCNNError(
             f"The {name} interpreter could not load the model ({str(error).splitlines()[0] if str(error) else type(error).__name__}).",
             "The file may be truncated or corrupt: convert it again.",
         ) from error
-    return Engine(interpreter, name)
+    engine = Engine(interpreter, name)
+    engine.delegate = str(delegate) if delegate else None
+    return engine
 
 
 def run(model: str | os.PathLike | bytes, inputs: Sequence[np.ndarray], threads: int | None = None) -> list[np.ndarray]:

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -29,14 +30,19 @@ class Runner:
     """Float arrays in, float arrays out, on the chosen accelerator. ``backend``,
     ``accelerator`` and ``fully_accelerated`` say what actually ran."""
 
-    def __init__(self, data: bytes, accelerator: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, data: bytes, accelerator: str = "auto", threads: int | None = None,
+                 delegate: str | os.PathLike | None = None) -> None:
         if accelerator not in ACCELERATORS:
             raise EdgeCNNError(f"Unknown accelerator '{accelerator}'.", f"Choose one of: {', '.join(ACCELERATORS)}.")
-        self.engine: Engine = load_engine(data, threads=threads)  # I/O details, and the CPU path
+        # an external delegate library (old Pi images: tflite_runtime + a GPU delegate .so) takes
+        # the place of LiteRT's own GPU accelerator; whether it took every op is not reported
+        self.engine: Engine = load_engine(data, threads=threads, delegate=delegate)
         self.inputs, self.outputs = self.engine.inputs, self.engine.outputs
         self.gpu = None
         self.backend, self.accelerator, self.fully_accelerated = self.engine.backend, "cpu", None
-        if accelerator in ("gpu", "auto"):
+        if delegate:
+            self.accelerator = f"delegate:{Path(delegate).name}"
+        elif accelerator in ("gpu", "auto"):
             self._try_gpu(data, required=accelerator == "gpu")
 
     def _try_gpu(self, data: bytes, required: bool) -> None:
