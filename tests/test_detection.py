@@ -107,7 +107,7 @@ def test_coco_loader_reads_polygons_and_rle_to_the_same_masks(tmp_path):
     rle_file = tmp_path / "rle.json"
     rle_file.write_text(json.dumps(document))
     rles = load_coco(parse_spec(f"coco:{rle_file}@{tmp_path}"), "all", with_masks=True)
-    assert polygons.classes == ["circle", "rectangle", "triangle", "hexagon"]
+    assert polygons.classes == ["circle", "rectangle", "triangle", "star"]
     for a, b in zip(polygons.samples, rles.samples):
         assert np.array_equal(a.masks, b.masks) and np.array_equal(a.boxes, b.boxes)
         assert a.masks.any(axis=(1, 2)).all()
@@ -165,7 +165,7 @@ def tiny_detector_file(tmp_path_factory):
 
     model = edgecnn.create_model("test_yolo", num_classes=4)
     data = convert(model, "fp32")
-    data = write_metadata(data, {"task": "detection", "labels": ["circle", "rectangle", "triangle", "hexagon"],
+    data = write_metadata(data, {"task": "detection", "labels": ["circle", "rectangle", "triangle", "star"],
                                  "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}},
                                  "decoding": detection_layout(model)})
     path = tmp_path_factory.mktemp("det") / "test_yolo.tflite"
@@ -189,7 +189,7 @@ def test_detector_matches_keras_postprocessing_in_original_pixels(tiny_detector_
     got = np.array([d.box for d in result.detections])
     assert np.abs(got - expected_boxes).max() < 0.05
     assert got[:, [0, 2]].max() <= 256 and got[:, [1, 3]].max() <= 128
-    assert {d.label for d in result.detections} <= {"circle", "rectangle", "triangle", "hexagon"}
+    assert {d.label for d in result.detections} <= {"circle", "rectangle", "triangle", "star"}
 
 
 def test_detector_without_metadata_asks_for_strides(tiny_detector_file, tmp_path):

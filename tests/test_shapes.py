@@ -48,11 +48,11 @@ def test_instances_are_visible_parts_and_agree_with_the_semantic_mask():
 
 def test_each_class_has_its_geometry():
     """Rectangles have right angles (an earlier generator stretched after rotating and drew
-    rhombi), polygons have their corner count, circles are round."""
+    rhombi), polygons have their corner count, stars are concave, the rest convex."""
     from edgecnn.data.shapes import _shape_mask
 
     rng = np.random.default_rng(7)
-    corners = {"rectangle": 4, "triangle": 3, "hexagon": 6}
+    corners = {"rectangle": 4, "triangle": 3}
     for class_id, name in enumerate(CLASSES):
         for _ in range(10):
             mask = _shape_mask(rng, class_id, 256).astype(np.uint8)
@@ -66,6 +66,8 @@ def test_each_class_has_its_geometry():
                 assert fill > 0.93, fill
             else:
                 assert fill < 0.9, (name, fill)
+            solidity = cv2.contourArea(contour) / cv2.contourArea(cv2.convexHull(contour))
+            assert (solidity < 0.75) if name == "star" else (solidity > 0.9), (name, solidity)
             if name in corners:
                 approximate = cv2.approxPolyDP(contour, 0.03 * cv2.arcLength(contour, True), True)
                 assert len(approximate) == corners[name]
