@@ -25,7 +25,7 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--labels", help="class names, one per line (for models without edgecnn metadata)")
     predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
-    predict.add_argument("--task", choices=["classification", "detection", "segmentation"],
+    predict.add_argument("--task", choices=["classification", "detection", "segmentation", "generation"],
                          help="the pipeline to run, for models without edgecnn metadata")
     predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept")
     predict.add_argument("--iou-threshold", type=float, default=0.5, help="detection: NMS overlap threshold")
@@ -103,9 +103,9 @@ def build_pipeline(args: argparse.Namespace):
     data = read_model_bytes(args.model)
     task = args.task or (read_metadata(data) or {}).get("task") or "classification"
     labels = read_labels(args.labels)
-    if task not in ("classification", "detection", "segmentation"):
+    if task not in ("classification", "detection", "segmentation", "generation"):
         raise EdgeCNNError(f"`edgecnn predict` has no pipeline for task '{task}'.",
-                           "Pipelines: classification, detection, segmentation.")
+                           "Pipelines: classification, detection, segmentation, generation.")
     runner = pipelines.Runner(data, args.accelerator, args.threads, delegate=args.delegate)
     builders = {
         "classification": lambda: (pipelines.Classifier(data, top_k=args.top_k, labels=labels, runner=runner),
@@ -116,6 +116,7 @@ def build_pipeline(args: argparse.Namespace):
                               pipelines.draw_detections),
         "segmentation": lambda: (pipelines.Segmenter(data, labels=labels, runner=runner),
                                  pipelines.draw_segmentation),
+        "generation": lambda: (pipelines.Translator(data, runner=runner), pipelines.draw_translation),
     }
     return builders[task]()
 
@@ -132,7 +133,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     from edgecnn.errors import EdgeCNNError
     from edgecnn.runtime.engine import read_model_bytes
     from edgecnn.runtime.metadata import read_metadata
-    from edgecnn.runtime.pipelines import Classifier, Detector, Runner, Segmenter
+    from edgecnn.runtime.pipelines import Classifier, Detector, Runner, Segmenter, Translator
     from edgecnn.runtime.stats import percentiles
 
     if args.runs < 1:
@@ -152,7 +153,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
               "pipeline_ms": None, "runs": args.runs}
     metadata = read_metadata(data) or {}
     task = metadata.get("task", "classification")
-    pipeline_classes = {"classification": Classifier, "detection": Detector, "segmentation": Segmenter}
+    pipeline_classes = {"classification": Classifier, "detection": Detector, "segmentation": Segmenter,
+                        "generation": Translator}
     if task in pipeline_classes and len(runner.inputs[0].shape) == 4:
         # the whole pipeline on a camera-sized frame: letterbox/resize, normalize, invoke, decode
         task_pipeline = pipeline_classes[task](data, runner=runner)  # the same compiled model as the invoke timings

@@ -39,6 +39,8 @@ def infer_task(model, explicit: str | None) -> str:
     shapes = [tuple(o.shape) for o in model.outputs]
     if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][-1] == 4:
         return "detection"
+    if any(name.endswith("image_out") for name in model.output_names):  # the zoo's generators
+        return "generation"
     if len(shapes) == 1 and len(shapes[0]) == 4 and shapes[0][1:3] == tuple(model.input_shape[1:3]):
         return "segmentation"
     raise EdgeCNNError(
@@ -50,7 +52,10 @@ def infer_task(model, explicit: str | None) -> str:
 
 # what each output holds, in the model's output order
 OUTPUT_KINDS = {"classification": ["logits"], "detection": ["box_log_distances", "class_logits"],
-                "segmentation": ["class_logits"]}
+                "segmentation": ["class_logits"], "generation": ["image"]}
+# model input = pixel (0..255) * scale + offset; generators work in tanh's [-1, 1]
+NORMALIZATION = {"generation": {"scale": 2 / 255, "offset": -1.0}}
+OUTPUT_RANGE = {"generation": [-1.0, 1.0]}
 
 
 def _decoding(model, task: str) -> dict | None:
@@ -138,8 +143,9 @@ def convert_to_report(args: argparse.Namespace) -> dict:
                     yield [image[None]]
         source = f"{len(samples)} samples of {args.calibration}"
     else:
-        samples = np.random.default_rng(0).uniform(0, 1, size=(args.samples, *size)).astype(np.float32)
-        source = f"{args.samples} uniform random inputs in [0, 1] (pass --calibration DATA for real samples)"
+        low = -1.0 if task == "generation" else 0.0
+        samples = np.random.default_rng(0).uniform(low, 1, size=(args.samples, *size)).astype(np.float32)
+        source = f"{args.samples} uniform random inputs in [{low:g}, 1] (pass --calibration DATA for real samples)"
 
     log(f"converting to {args.target} ({target.description}), builtin ops only")
     flatbuffer = convert(model, args.target, calibration)
@@ -150,8 +156,9 @@ def convert_to_report(args: argparse.Namespace) -> dict:
         "input": {"name": model.inputs[0].name.split(":")[0], "size": list(size), "layout": "NHWC",
                   "color": "RGB" if size[-1] == 3 else "GRAY",
                   # model input = pixel (0..255) * scale + offset
-                  "normalization": {"scale": 1 / 255, "offset": 0.0}},
-        "outputs": [{"shape": [1, *[int(d) for d in o.shape[1:]]], "kind": kind}
+                  "normalization": NORMALIZATION.get(task, {"scale": 1 / 255, "offset": 0.0})},
+        "outputs": [{"shape": [1, *[int(d) for d in o.shape[1:]]], "kind": kind,
+                     **({"range": OUTPUT_RANGE[task]} if task in OUTPUT_RANGE else {})}
                     for o, kind in zip(model.outputs, OUTPUT_KINDS.get(task, ["raw"] * len(model.outputs)))],
         "decoding": _decoding(model, task),
         "target": args.target,

@@ -1,6 +1,6 @@
 """Model-input samples of any DATA spec, for calibration and parity checks: float32
-(N, H, W, C) in [0, 1], prepared the way the task's runtime pipeline prepares them
-(classification: resize; detection and segmentation: letterbox)."""
+(N, H, W, C) in [0, 1] ([-1, 1] for generators), prepared the way the task's runtime pipeline
+prepares them (classification and generation: resize; detection and segmentation: letterbox)."""
 
 from __future__ import annotations
 
@@ -37,12 +37,21 @@ def _segmentation(spec, size, limit, split):
     return dataset.images, dataset.classes
 
 
+def _generation(spec, size, limit, split):
+    from edgecnn.data.translation import load_translation_samples, to_unit_range
+
+    dataset = load_translation_samples(spec, size, split, limit)
+    return to_unit_range(dataset.a), []
+
+
 _LOADERS = {
     ("builtin", "digits"): _classification,
     ("folder", None): _classification,
     ("builtin", "shapes"): _detection,
     ("coco", None): _detection,
     ("masks", None): _segmentation,
+    ("pairs", None): _generation,
+    ("unpaired", None): _generation,
 }
 
 
@@ -55,8 +64,10 @@ def load_input_samples(spec: str | DataSpec, size: tuple[int, int, int], limit: 
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     if task == "segmentation" and spec.kind == "builtin" and spec.location == "shapes":
         return _segmentation(spec, size, limit, split)
+    if task == "generation" and spec.kind == "builtin" and spec.location == "shapes":
+        return _generation(spec, size, limit, split)
     loader = _LOADERS.get((spec.kind, spec.location if spec.kind == "builtin" else None))
     if loader is None:
         raise EdgeCNNError(f"'{spec}' cannot provide model-input samples.",
-                           "Use builtin:digits, builtin:shapes, folder:DIR, coco:ANN.json or masks:DIR.")
+                           "Use builtin:digits, builtin:shapes, folder:DIR, coco:ANN.json, masks:DIR, pairs:DIR or unpaired:DIR.")
     return loader(spec, size, limit, split)

@@ -11,13 +11,16 @@ from edgecnn.layers.blocks import (
     scale_channels,
     stack,
 )
-from edgecnn.layers.normalization import LocalResponseNormalization
+from edgecnn.layers.normalization import InstanceNormalization, LocalResponseNormalization
+from edgecnn.layers.padding import ReflectionPadding2D
 from edgecnn.layers.pooling import MaxUnpooling2D
 
 __all__ = [
     "ACTIVATIONS",
+    "InstanceNormalization",
     "LocalResponseNormalization",
     "MaxUnpooling2D",
+    "ReflectionPadding2D",
     "Maxout",
     "activation_spec",
     "basic_block",

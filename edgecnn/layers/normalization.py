@@ -72,3 +72,31 @@ class LocalResponseNormalization(keras.layers.Layer):
             "beta": self.beta,
             "implementation": self.implementation,
         }
+
+
+@keras.utils.register_keras_serializable(package="edgecnn")
+class InstanceNormalization(keras.layers.Layer):
+    """Instance normalization (Ulyanov et al. 2016), CycleGAN's norm: each channel of each image
+    is normalized over its own height and width. No learned scale or offset by default, as in
+    the CycleGAN reference implementation. MEAN, SQUARED_DIFFERENCE, RSQRT, SUB and MUL in
+    TFLite: builtins the GPU delegate runs."""
+
+    def __init__(self, epsilon: float = 1e-5, affine: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.epsilon, self.affine = float(epsilon), bool(affine)
+
+    def build(self, input_shape) -> None:
+        if self.affine:
+            channels = int(input_shape[-1])
+            self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
+            self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        mean = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+        variance = tf.reduce_mean(tf.math.squared_difference(inputs, mean), axis=[1, 2], keepdims=True)
+        normalized = (inputs - mean) * tf.math.rsqrt(variance + self.epsilon)
+        return normalized * self.gamma + self.beta if self.affine else normalized
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "epsilon": self.epsilon, "affine": self.affine}

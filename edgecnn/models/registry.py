@@ -77,6 +77,8 @@ def _load_families() -> None:
     from edgecnn.models import fcn  # noqa: F401
     from edgecnn.models import unet  # noqa: F401
     from edgecnn.models import segnet  # noqa: F401
+    from edgecnn.models import pix2pix  # noqa: F401
+    from edgecnn.models import cyclegan  # noqa: F401
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -2,7 +2,7 @@
 transformation of a finished float model.
 
 ``quantize_aware(model)`` annotates every layer: those tfmot's registry knows get its default
-configs; edgecnn's custom layers (LRN, Maxout, MaxUnpooling2D) and layers the registry lacks get
+configs; edgecnn's custom layers (LRN, Maxout, unpooling, instance norm, reflection padding) and layers the registry lacks get
 ``OutputQuantizeConfig`` (their outputs are fake-quantized, their few weights such as PReLU's
 slopes stay float and the converter quantizes them). With ``preserve_sparsity=True`` (a pruned
 model), the prune-preserving scheme keeps the zeros through QAT (PQAT).
@@ -15,7 +15,13 @@ import logging
 import numpy as np
 
 from edgecnn._keras import keras, tf
-from edgecnn.layers import LocalResponseNormalization, Maxout, MaxUnpooling2D
+from edgecnn.layers import (
+    InstanceNormalization,
+    LocalResponseNormalization,
+    Maxout,
+    MaxUnpooling2D,
+    ReflectionPadding2D,
+)
 
 log = logging.getLogger("edgecnn.qat")
 
@@ -71,6 +77,8 @@ def custom_objects() -> dict:
         "LocalResponseNormalization": LocalResponseNormalization,
         "Maxout": Maxout,
         "MaxUnpooling2D": MaxUnpooling2D,
+        "InstanceNormalization": InstanceNormalization,
+        "ReflectionPadding2D": ReflectionPadding2D,
         "OutputQuantizeConfig": output_quantize_config(),
     }
 

@@ -355,3 +355,65 @@ def draw_segmentation(image: np.ndarray, result: SegmentationResult, alpha: floa
     foreground = result.class_map > 0
     canvas[foreground] = (1 - alpha) * canvas[foreground] + alpha * palette[result.class_map[foreground]]
     return canvas.astype(np.uint8)
+
+
+@dataclass
+class TranslationResult:
+    image: np.ndarray  # (H, W, 3) uint8 at the original image's size
+    invoke_ms: float
+    pipeline_ms: float
+
+    def to_json(self) -> dict:  # the image goes to a PNG, not into the JSON lines
+        return {"invoke_ms": self.invoke_ms, "pipeline_ms": self.pipeline_ms, "image_size": list(self.image.shape)}
+
+
+class Translator:
+    """Image (any size) -> translated image at the original size (Pix2Pix, CycleGAN). The
+    input is resized (not letterboxed) to the model's size, as generators are trained, and
+    normalized as the metadata says ([-1, 1] for edgecnn's generators); the output's value
+    range (tanh: [-1, 1]) is mapped to 0..255 and resized back."""
+
+    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
+                 runner: Runner | None = None) -> None:
+        data = read_model_bytes(model)
+        self.metadata = read_metadata(data) or {}
+        if self.metadata and self.metadata.get("task") not in (None, "generation"):
+            raise EdgeCNNError(f"This model's task is '{self.metadata['task']}', not image generation.")
+        self.runner = runner or Runner(data, accelerator, threads)
+        shape, out = self.runner.inputs[0].shape, self.runner.outputs[0].shape
+        if len(shape) != 4 or len(out) != 4 or out[-1] not in (1, 3):
+            raise EdgeCNNError(f"A translator needs a (1, H, W, C) input and a (1, H, W, 1 or 3) image output; this "
+                               f"model has {shape} -> {out}.")
+        self.size = tuple(int(d) for d in shape[1:])
+        if self.metadata.get("input", {}).get("normalization") is None:
+            log.warning("the model carries no edgecnn metadata: assuming a generator with inputs and outputs in "
+                        "[-1, 1] (tanh), as Pix2Pix and CycleGAN use")
+            self.scale, self.offset = 2 / 255, -1.0
+        else:
+            self.scale, self.offset = _normalization(self.metadata)
+        outputs = self.metadata.get("outputs") or [{}]
+        self.low, self.high = (float(v) for v in outputs[0].get("range", (-1.0, 1.0)))
+
+    def __call__(self, image: np.ndarray) -> TranslationResult:
+        import cv2
+
+        start = time.perf_counter()
+        rgb = as_rgb8(image)
+        height, width, channels = self.size
+        resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        if channels == 1:
+            resized = resized.mean(axis=2, keepdims=True)
+        batch = (resized[None].astype(np.float32) * self.scale + self.offset).astype(np.float32)
+        invoke_start = time.perf_counter()
+        output = self.runner(batch)[0][0]
+        invoke_ms = (time.perf_counter() - invoke_start) * 1000
+        pixels = np.clip(np.round((output - self.low) / (self.high - self.low) * 255.0), 0, 255).astype(np.uint8)
+        if pixels.shape[-1] == 1:
+            pixels = np.repeat(pixels, 3, axis=-1)
+        result = cv2.resize(pixels, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return TranslationResult(result, invoke_ms, (time.perf_counter() - start) * 1000)
+
+
+def draw_translation(image: np.ndarray, result: TranslationResult) -> np.ndarray:
+    """The translated image itself (what `edgecnn predict` writes for a generator)."""
+    return result.image

@@ -1,0 +1,200 @@
+"""Image-to-image translation data.
+
+- ``pairs:DIR``: DIR/A and DIR/B hold images with the same file names; A/x.png translates to
+  B/x.png (what Pix2Pix trains on). A name found on one side only is reported and left out.
+- ``unpaired:DIR``: DIR/A and DIR/B are two domains, any names and counts (what CycleGAN
+  trains on).
+- ``builtin:shapes``: pairs of a colour-coded class map (A) and the picture (B): the
+  labels-to-photo task of the Pix2Pix paper, on the project's own synthetic set.
+
+Images are resized (not letterboxed) to the model input, as Pix2Pix does: a generator that
+sees padding would learn to paint it. Arrays are uint8 RGB; ``to_unit_range`` maps them to the
+[-1, 1] of a tanh generator. Unreadable files are reported and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.data.detection import _split_ids
+from edgecnn.data.specs import DataSpec, parse_spec
+from edgecnn.errors import EdgeCNNError
+
+log = logging.getLogger("edgecnn.data")
+
+# colour of each shapes class in the builtin:shapes class maps (background black)
+SHAPES_PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200]], np.uint8)
+
+
+@dataclass
+class TranslationSet:
+    a: np.ndarray  # (N, H, W, C) uint8, domain A (the input)
+    b: np.ndarray  # (M, H, W, C) uint8, domain B (the target); M == N and row i pairs with a[i] when paired
+    names_a: list[str]
+    names_b: list[str]
+    paired: bool
+    source: str
+
+
+def _layout_error(path: Path, paired: bool) -> EdgeCNNError:
+    how = "A/NAME.png and B/NAME.png with the same names" if paired else "A/*.png and B/*.png (any names)"
+    return EdgeCNNError(f"'{path}' needs an A/ and a B/ folder.", f"Lay it out as DIR/{how}.")
+
+
+def _images_in(folder: Path) -> dict[str, Path]:
+    from edgecnn.data.images import IMAGE_SUFFIXES
+
+    return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def _read(path: Path, size) -> np.ndarray | None:
+    import cv2
+
+    from edgecnn.data.detection import _read_image
+
+    image = _read_image(path)
+    if image is None:
+        log.warning("skipping %s: not a readable image", path)
+        return None
+    height, width, channels = size
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return image.mean(axis=2, keepdims=True).astype(np.uint8) if channels == 1 else image
+
+
+def load_pairs(path: Path, size, split: str = "all", limit: int | None = None) -> TranslationSet:
+    if not (path / "A").is_dir() or not (path / "B").is_dir():
+        raise _layout_error(path, paired=True)
+    side_a, side_b = _images_in(path / "A"), _images_in(path / "B")
+    common = sorted(side_a.keys() & side_b.keys())
+    for side, others, label in ((side_a, side_b, "A"), (side_b, side_a, "B")):
+        alone = sorted(side.keys() - others.keys())
+        if alone:
+            log.warning("%d image(s) in %s/ have no partner of the same name and are left out: %s%s", len(alone),
+                        label, ", ".join(alone[:5]), " ..." if len(alone) > 5 else "")
+    if not common:
+        raise EdgeCNNError(f"No file name appears in both '{path / 'A'}' and '{path / 'B'}'.",
+                           "pairs: needs A/NAME and B/NAME for each pair; for two unrelated image sets "
+                           "use unpaired:DIR.")
+    a, b, names = [], [], []
+    for name in _split_ids(common, split)[: limit or None]:
+        first, second = _read(side_a[name], size), _read(side_b[name], size)
+        if first is not None and second is not None:
+            a.append(first)
+            b.append(second)
+            names.append(name)
+    if not names:
+        raise EdgeCNNError(f"No readable image pairs under '{path}'.")
+    return TranslationSet(np.stack(a), np.stack(b), names, list(names), True, f"pairs:{path}")
+
+
+def load_unpaired(path: Path, size, split: str = "all", limit: int | None = None) -> TranslationSet:
+    if not (path / "A").is_dir() or not (path / "B").is_dir():
+        raise _layout_error(path, paired=False)
+    domains = []
+    for label in ("A", "B"):
+        files = _images_in(path / label)
+        chosen = _split_ids(sorted(files), split)[: limit or None]
+        images = [(name, image) for name in chosen if (image := _read(files[name], size)) is not None]
+        if not images:
+            raise EdgeCNNError(f"'{path / label}' has no readable images.", "unpaired: needs images in A/ and B/.")
+        domains.append(images)
+    (names_a, a), (names_b, b) = (zip(*domain) for domain in domains)
+    return TranslationSet(np.stack(a), np.stack(b), list(names_a), list(names_b), False, f"unpaired:{path}")
+
+
+def load_shapes_pairs(size, split: str = "val", limit: int | None = None) -> TranslationSet:
+    """builtin:shapes as labels -> photo pairs: A is the class map in ``SHAPES_PALETTE``."""
+    import cv2
+
+    from edgecnn.data.detection import SHAPES_SPLITS, SHAPES_SIZE
+    from edgecnn.data.shapes import generate_sample
+
+    split = "train" if split == "all" else split
+    seed, count = SHAPES_SPLITS[split]
+    count = min(count, limit) if limit else count
+    rng = np.random.default_rng(seed)
+    height, width, channels = size
+    a, b = [], []
+    for _ in range(count):
+        sample = generate_sample(rng, SHAPES_SIZE)
+        labels = cv2.resize(SHAPES_PALETTE[sample.semantic], (width, height), interpolation=cv2.INTER_NEAREST)
+        photo = cv2.resize(sample.image, (width, height), interpolation=cv2.INTER_AREA)
+        if channels == 1:
+            labels, photo = (x.mean(axis=2, keepdims=True).astype(np.uint8) for x in (labels, photo))
+        a.append(labels)
+        b.append(photo)
+    names = [f"shapes_{split}_{index:05d}.png" for index in range(count)]
+    return TranslationSet(np.stack(a), np.stack(b), names, list(names), True, f"builtin:shapes ({split})")
+
+
+def load_translation_samples(spec: str | DataSpec, size, split: str = "val", limit: int | None = None
+                             ) -> TranslationSet:
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.kind == "pairs":
+        return load_pairs(Path(spec.location), size, split, limit)
+    if spec.kind == "unpaired":
+        return load_unpaired(Path(spec.location), size, split, limit)
+    if spec.kind == "builtin" and spec.location == "shapes":
+        return load_shapes_pairs(size, split, limit)
+    raise EdgeCNNError(f"'{spec}' does not provide image pairs.",
+                       "Translation data is pairs:DIR, unpaired:DIR (DIR/A + DIR/B) or builtin:shapes.")
+
+
+def same_jitter(images: list[np.ndarray], rng: np.random.Generator, scale: float = 0.12,
+                flip: bool = True) -> list[np.ndarray]:
+    """Pix2Pix's random jitter, the same for every image given (both halves of a pair):
+    upscale by up to 1 + ``scale``, crop a random window of the original size, mirror half of
+    the time."""
+    import cv2
+
+    height, width = images[0].shape[:2]
+    if scale:
+        factor = 1 + rng.uniform(0, scale)
+        big_h, big_w = int(round(height * factor)), int(round(width * factor))
+        top, left = int(rng.integers(0, big_h - height + 1)), int(rng.integers(0, big_w - width + 1))
+        images = [cv2.resize(image, (big_w, big_h), interpolation=cv2.INTER_NEAREST).reshape(big_h, big_w, -1)
+                  [top: top + height, left: left + width] for image in images]
+    if flip and rng.random() < 0.5:
+        images = [image[:, ::-1] for image in images]
+    return [np.ascontiguousarray(image) for image in images]
+
+
+def to_unit_range(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1] (a tanh generator's range)."""
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def from_unit_range(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def translation_dataset(data: TranslationSet, batch_size: int, seed: int = 0, jitter: float = 0.12,
+                        flip: bool = True):
+    """A shuffled, jittered tf.data pipeline of (a, b) batches in [-1, 1], prefetched. Unpaired
+    sets draw b independently of a each time (the domains need not have equal sizes)."""
+    from edgecnn._keras import tf
+
+    count = len(data.a)
+
+    def generate():
+        rng = np.random.default_rng([seed, generate.epoch])
+        generate.epoch += 1
+        for index in rng.permutation(count):
+            if data.paired:
+                a, b = same_jitter([data.a[index], data.b[index]], rng, jitter, flip)
+            else:  # each domain jittered on its own, b drawn at random
+                a, = same_jitter([data.a[index]], rng, jitter, flip)
+                b, = same_jitter([data.b[int(rng.integers(0, len(data.b)))]], rng, jitter, flip)
+            yield to_unit_range(a), to_unit_range(b)
+
+    generate.epoch = 0
+    spec_a = tf.TensorSpec(data.a.shape[1:], tf.float32)
+    spec_b = tf.TensorSpec(data.b.shape[1:], tf.float32)
+    steps = max(1, count // batch_size)
+    return (tf.data.Dataset.from_generator(generate, output_signature=(spec_a, spec_b))
+            .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+            .apply(tf.data.experimental.assert_cardinality(steps)))

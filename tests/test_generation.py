@@ -1,0 +1,108 @@
+"""Generators (Pix2Pix U-Net, CycleGAN ResNet), their layers, export and the runtime Translator."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn.cli.main import main
+
+
+def _trainable(model) -> int:
+    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
+
+
+def test_generators_have_the_reference_sizes():
+    from edgecnn.models.pix2pix import patchgan_discriminator
+
+    pix2pix = edgecnn.create_model("pix2pix")
+    assert pix2pix.output_shape == (None, 256, 256, 3)
+    assert _trainable(pix2pix) == 54_413_955  # the reference unet_256's "54.414 M"
+    kinds = [type(layer).__name__ for layer in pix2pix.layers]
+    assert kinds.count("Conv2D") == 8 and kinds.count("Conv2DTranspose") == 8 and kinds.count("Dropout") == 3
+    cyclegan = edgecnn.create_model("cyclegan")
+    assert cyclegan.count_params() == 11_378_179  # the reference resnet_9blocks' "11.378 M"
+    assert sum(layer.name.endswith("_add") for layer in cyclegan.layers) == 9
+    assert _trainable(patchgan_discriminator((256, 256, 3), 3)) == 2_768_705  # "2.769 M"
+    assert edgecnn.list_models("generation") == ["pix2pix", "cyclegan", "cyclegan_6blocks"]
+    with pytest.raises(edgecnn.EdgeCNNError, match="multiple of 256"):
+        edgecnn.create_model("pix2pix", input_shape=(200, 200, 3))
+
+
+def test_instance_norm_and_reflection_padding_compute_what_they_claim(rng):
+    from edgecnn.layers import InstanceNormalization, ReflectionPadding2D
+
+    x = rng.normal(3.0, 2.0, size=(2, 6, 5, 4)).astype(np.float32)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    expected = (x - mean) / np.sqrt(x.var(axis=(1, 2), keepdims=True) + 1e-5)
+    assert np.allclose(np.asarray(InstanceNormalization()(x)), expected, atol=1e-4)
+    padded = np.asarray(ReflectionPadding2D(2)(x))
+    assert np.array_equal(padded, np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect"))
+
+
+@pytest.mark.parametrize("name", ["test_pix2pix", "test_cyclegan"])
+def test_generators_run_fully_on_the_gpu(name, gpu):
+    from edgecnn.export.convert import convert
+
+    model = edgecnn.create_model(name)
+    sample = np.random.default_rng(0).uniform(-1, 1, (1, *model.input_shape[1:])).astype(np.float32)
+    for target, tolerance in (("fp32", 1e-3), ("fp16", 2e-2)):
+        run = gpu(convert(model, target), [sample])
+        assert run.available and run.fully_accelerated, (target, run.error)
+        assert np.abs(run.outputs[0].reshape(model.output_shape[1:]) - np.asarray(model(sample))[0]).max() < tolerance
+
+
+def test_convert_and_translate_an_image(tmp_path, capsys):
+    """convert infers the task, writes [-1, 1] normalization into the file; the Translator gives
+    the Keras model's output at the original image size; predict writes it as a PNG."""
+    from edgecnn.runtime.pipelines import Translator
+
+    model = edgecnn.create_model("test_pix2pix")
+    model.save(tmp_path / "g.keras")
+    assert main(["convert", str(tmp_path / "g.keras"), "--target", "fp32", "--out", str(tmp_path / "g.tflite"),
+                 "--calibration", "builtin:shapes", "--samples", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["metadata"]["task"] == "generation" and report["builtin_only"]
+    assert report["metadata"]["input"]["normalization"] == {"scale": 2 / 255, "offset": -1.0}
+    assert report["metadata"]["outputs"][0]["range"] == [-1.0, 1.0]
+    image = np.random.default_rng(1).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    result = Translator(tmp_path / "g.tflite", accelerator="cpu")(image)
+    assert result.image.shape == (48, 80, 3) and result.image.dtype == np.uint8
+    resized = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) * 2 / 255 - 1
+    expected = (np.asarray(model(resized[None], training=False))[0] + 1) * 127.5
+    expected = cv2.resize(np.clip(np.round(expected), 0, 255).astype(np.uint8), (80, 48),
+                          interpolation=cv2.INTER_LINEAR)
+    assert np.abs(result.image.astype(int) - expected.astype(int)).max() <= 1
+    cv2.imwrite(str(tmp_path / "photo.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    assert main(["predict", str(tmp_path / "g.tflite"), str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"),
+                 "--accelerator", "cpu"]) == 0
+    written = cv2.imread(str(tmp_path / "out" / "photo_0.png"))
+    assert written.shape == (48, 80, 3)
+    assert np.abs(cv2.cvtColor(written, cv2.COLOR_BGR2RGB).astype(int) - result.image.astype(int)).max() <= 1
+    with pytest.raises(edgecnn.EdgeCNNError, match="not image generation"):
+        from edgecnn.runtime.metadata import read_metadata, write_metadata
+
+        data = (tmp_path / "g.tflite").read_bytes()
+        Translator(write_metadata(data, {**read_metadata(data), "task": "segmentation"}))
+
+
+def test_int8_generator_calibrates_on_pairs(tmp_path):
+    """int8 calibration for a generator reads the A side of pairs: in [-1, 1], like training."""
+    from edgecnn.data.samples import load_input_samples
+
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    for index in range(6):
+        image = np.full((40, 40, 3), 40 * index, np.uint8)
+        cv2.imwrite(str(tmp_path / "A" / f"{index}.png"), image)
+        cv2.imwrite(str(tmp_path / "B" / f"{index}.png"), 255 - image)
+    samples, _ = load_input_samples(f"pairs:{tmp_path}", (32, 32, 3), None, "all", "generation")
+    assert samples.shape == (6, 32, 32, 3) and samples.min() == -1.0 and samples.max() < 1.0
+    edgecnn.create_model("test_cyclegan").save(tmp_path / "c.keras")
+    assert main(["convert", str(tmp_path / "c.keras"), "--target", "int8", "--out", str(tmp_path / "c.tflite"),
+                 "--calibration", f"pairs:{tmp_path}", "--samples", "2", "--calibration-samples", "4"]) == 0
+    assert (tmp_path / "c.tflite").stat().st_size > 0
