@@ -93,6 +93,38 @@ def test_train_writes_every_output_and_runs_the_stages(tmp_path):
     assert metadata["recipe"]["model"]["name"] == "test_vgg" and metadata["labels"] == [str(d) for d in range(10)]
 
 
+def test_crash_in_a_later_stage_keeps_the_finished_stages(tmp_path, monkeypatch):
+    """A crash during QAT, then --resume: float training and pruning are not run again (their
+    models are loaded; before this, Keras had deleted its backup when the float stage ended and
+    a resume started over from epoch 0), and QAT then finishes."""
+    import numpy as np
+
+    import edgecnn.optimize.qat as qat
+    from edgecnn.export.keras_io import load_model
+    from edgecnn.training.train import train
+
+    recipe = load_recipe(DIGITS, ["training.epochs=2", "optimization.pruning.epochs=1", "optimization.qat.epochs=1",
+                                  "model.overrides.width_multiplier=0.0625", "data.limit=64"])
+    real = qat.quantize_aware
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash during QAT")
+
+    monkeypatch.setattr(qat, "quantize_aware", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(recipe, tmp_path / "run")
+    float_weights = load_model(tmp_path / "run" / "model.keras").get_weights()
+    monkeypatch.setattr(qat, "quantize_aware", real)
+    metrics = train(recipe, tmp_path / "run", resume=True)
+    logs = tmp_path / "run" / "logs"
+    assert len((logs / "train_history.csv").read_text().strip().splitlines()) == 1 + 2  # header + 2 epochs, once
+    assert len((logs / "prune_history.csv").read_text().strip().splitlines()) == 1 + 1
+    assert metrics["stages"]["float"]["epochs"] == 2 and metrics["stages"]["qat"]["epochs"] == 1
+    resumed = load_model(tmp_path / "run" / "model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(float_weights, resumed))
+    assert (tmp_path / "run" / "model_qat.h5").exists() and (tmp_path / "run" / "metrics.json").exists()
+
+
 def test_sigkill_mid_epoch_then_resume_finishes_all_epochs(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "edgecnn.cli.main", "train", str(DIGITS), "--out", str(out),

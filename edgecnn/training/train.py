@@ -1,7 +1,9 @@
 """`edgecnn train`: a recipe in, DIR/model.keras, DIR/metrics.json, DIR/checkpoints/, DIR/logs/ out.
 
-Resuming relies on Keras' BackupAndRestore: a run killed mid-epoch (even by SIGKILL) restarts
-from the last completed epoch and ends with the recipe's number of epochs. Scale-out uses
+Resuming has two levels. Within a stage (float training, pruning, QAT), Keras'
+BackupAndRestore restarts a run killed mid-epoch (even by SIGKILL) from the last completed epoch.
+A stage that already finished (its model file is written and its history holds all its epochs)
+is not run again: its model is loaded, so a crash during QAT does not cost the float training. Scale-out uses
 tf.distribute strategies, nothing home-made.
 """
 
@@ -204,7 +206,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
 
     import edgecnn
     from edgecnn._keras import keras
-    from edgecnn.export.keras_io import save_model
+    from edgecnn.export.keras_io import load_model, save_model
 
     if strategy_name not in STRATEGIES:
         raise EdgeCNNError(f"Unknown strategy '{strategy_name}'.", f"Choose one of: {', '.join(STRATEGIES)}.")
@@ -231,13 +233,20 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
                                            monitor=task.monitor, mode=task.mode, save_best_only=True)
     last = keras.callbacks.ModelCheckpoint(str(directory / "checkpoints" / "last.keras"))
     try:
-        history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train", (best, last))
-        save_model(model, directory / "model.keras")
+        if resume and _finished(directory, "train", "model.keras", recipe.training.epochs):
+            log.info("float training finished earlier: loading %s", directory / "model.keras")
+            with strategy.scope():
+                model = task.compile(load_model(directory / "model.keras"), _optimizer(recipe, steps))
+            history = _history(directory / "logs" / "train_history.csv")
+        else:
+            history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train",
+                                 (best, last))
+            save_model(model, directory / "model.keras")
         metrics["stages"]["float"] = {"epochs": len(history), **task.evaluate(model), "history": history}
         current = model
         pruning = recipe.optimization.pruning
         if pruning.enabled:
-            current = _prune_stage(task, current, train_data, val_data, steps, directory, metrics)
+            current = _prune_stage(task, current, train_data, val_data, steps, directory, metrics, resume)
         if recipe.optimization.qat.enabled:
             _qat_stage(task, current, train_data, val_data, directory, metrics, preserve=pruning.enabled)
     except KeyboardInterrupt:
@@ -250,18 +259,31 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     return metrics
 
 
-def _prune_stage(task, model, train_data, val_data, steps, directory, metrics):
-    from edgecnn.export.keras_io import save_model
+def _finished(directory: Path, stage: str, artifact: str, epochs: int) -> bool:
+    """A stage finished when its model file exists (written atomically after its last epoch)
+    and its CSV history holds all its epochs."""
+    history = directory / "logs" / f"{stage}_history.csv"
+    return (directory / artifact).is_file() and history.is_file() and len(_history(history)) >= epochs
+
+
+def _prune_stage(task, model, train_data, val_data, steps, directory, metrics, resume: bool = False):
+    from edgecnn.export.keras_io import load_model, save_model
     from edgecnn.optimize.pruning import PruningConfig, kernel_sparsity, prune, pruning_callbacks, strip
 
     recipe = task.recipe
     section = recipe.optimization.pruning
-    config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
-                           end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))
-    pruned = task.compile(prune(model, config), _optimizer(recipe, steps, section.learning_rate))
-    history = _fit_stage(pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
-    stripped = task.compile(strip(pruned), _optimizer(recipe, steps, section.learning_rate))
-    save_model(stripped, directory / "model_pruned.keras")
+    if resume and _finished(directory, "prune", "model_pruned.keras", section.epochs):
+        log.info("pruning finished earlier: loading %s", directory / "model_pruned.keras")
+        stripped = task.compile(load_model(directory / "model_pruned.keras"),
+                                _optimizer(recipe, steps, section.learning_rate))
+        history = _history(directory / "logs" / "prune_history.csv")
+    else:
+        config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
+                               end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))
+        pruned = task.compile(prune(model, config), _optimizer(recipe, steps, section.learning_rate))
+        history = _fit_stage(pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
+        stripped = task.compile(strip(pruned), _optimizer(recipe, steps, section.learning_rate))
+        save_model(stripped, directory / "model_pruned.keras")
     sparsity = kernel_sparsity(stripped)
     metrics["stages"]["pruned"] = {"epochs": len(history), **task.evaluate(stripped),
                                    "mean_kernel_sparsity": float(np.mean(list(sparsity.values()))),
