@@ -11,12 +11,14 @@ from edgecnn.layers.blocks import (
     scale_channels,
     stack,
 )
+from edgecnn.layers.initializers import BilinearUpsampling
 from edgecnn.layers.normalization import InstanceNormalization, LocalResponseNormalization
 from edgecnn.layers.padding import ReflectionPadding2D
 from edgecnn.layers.pooling import MaxUnpooling2D
 
 __all__ = [
     "ACTIVATIONS",
+    "BilinearUpsampling",
     "InstanceNormalization",
     "LocalResponseNormalization",
     "MaxUnpooling2D",

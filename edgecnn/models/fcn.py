@@ -21,19 +21,6 @@ if TYPE_CHECKING:
     from edgecnn._keras import keras
 
 
-def _bilinear_kernel(size: int, channels: int):
-    import numpy as np
-
-    factor = (size + 1) // 2
-    centre = factor - 1 if size % 2 == 1 else factor - 0.5
-    grid = np.ogrid[:size, :size]
-    weights = (1 - abs(grid[0] - centre) / factor) * (1 - abs(grid[1] - centre) / factor)
-    kernel = np.zeros((size, size, channels, channels), np.float32)
-    for channel in range(channels):
-        kernel[:, :, channel, channel] = weights
-    return kernel
-
-
 def _create_fcn(
     backbone: str = "vgg16",
     skips: int = 2,  # 0: FCN-32s, 1: FCN-16s, 2: FCN-8s
@@ -50,6 +37,7 @@ def _create_fcn(
     from edgecnn._keras import keras
     from edgecnn.errors import EdgeCNNError
     from edgecnn.layers import conv_bn_act, scale_channels
+    from edgecnn.layers.initializers import BilinearUpsampling
     from edgecnn.models._common import feature_name
 
     layers = keras.layers
@@ -69,7 +57,7 @@ def _create_fcn(
         stride //= 2
         up = layers.Conv2DTranspose(
             num_classes, 4, 2, padding="same", use_bias=False, name=f"upscore_s{stride}",
-            kernel_initializer=keras.initializers.Constant(_bilinear_kernel(4, num_classes)))(scores)
+            kernel_initializer=BilinearUpsampling())(scores)
         skip_scores = layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=f"score_s{stride}")(
             trunk.get_layer(feature_name(stride)).output)
         scores = layers.Add(name=f"fuse_s{stride}")([up, skip_scores])

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgecnn._keras import keras, tf
 from edgecnn.layers import (
+    BilinearUpsampling,
     InstanceNormalization,
     LocalResponseNormalization,
     Maxout,
@@ -79,6 +80,7 @@ def custom_objects() -> dict:
         "MaxUnpooling2D": MaxUnpooling2D,
         "InstanceNormalization": InstanceNormalization,
         "ReflectionPadding2D": ReflectionPadding2D,
+        "BilinearUpsampling": BilinearUpsampling,
         "OutputQuantizeConfig": output_quantize_config(),
     }
 
