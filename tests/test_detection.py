@@ -11,7 +11,7 @@ import pytest
 from edgecnn.data.detection import DetectionSample, DetectionSet, load_coco, load_shapes
 from edgecnn.data.specs import parse_spec
 from edgecnn.data.transforms import hflip, letterbox, masks_to_boxes, scale_translate, transform_boxes
-from edgecnn.runtime.detection import anchor_points, batched_nms, decode_boxes, postprocess
+from edgecnn.runtime.detection import anchor_points, batched_nms, decode_boxes, iou_matrix, postprocess
 
 
 def _shapes_with_masks(count=6):
@@ -78,6 +78,23 @@ def test_class_aware_nms():
     kept = batched_nms(boxes, scores, np.array([0, 0, 1, 0]), 0.5)
     assert sorted(kept.tolist()) == [0, 2, 3]  # box 1 overlaps box 0 of its class; box 2 is another class
     assert batched_nms(boxes, scores, np.zeros(4, int), 0.5).tolist() == [0, 3]
+
+
+def test_nms_stopped_early_is_the_head_of_the_full_result(rng):
+    corners = rng.uniform(0, 300, (800, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 40, (800, 2)).astype(np.float32)], axis=1)
+    scores, classes = rng.uniform(0, 1, 800).astype(np.float32), rng.integers(0, 3, 800)
+    full = batched_nms(boxes, scores, classes, 0.5)
+    assert len(full) > 100
+    # the textbook definition, one box at a time against the full IoU matrix
+    overlaps = iou_matrix(boxes, boxes) * (classes[:, None] == classes[None, :])
+    reference, removed = [], np.zeros(800, bool)
+    for index in np.argsort(-scores):
+        if not removed[index]:
+            reference.append(index)
+            removed |= overlaps[index] > 0.5
+    assert full.tolist() == reference
+    assert batched_nms(boxes, scores, classes, 0.5, max_keep=100).tolist() == full[:100].tolist()
 
 
 def test_postprocess_keeps_the_confident_points():
