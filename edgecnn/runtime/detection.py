@@ -65,8 +65,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: i
     while order.size and (max_keep is None or len(keep) < max_keep):
         best, rest = order[0], order[1:]
         keep.append(best)
-        if rest.size == 0:
-            break
         width = np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest])
         height = np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest])
         inter = np.maximum(width, 0) * np.maximum(height, 0)
