@@ -91,10 +91,21 @@ def _qat_to_int8(model, rng):
     # output-only quantization (their SQUARE/RSQRT chain runs in float between (de)quantize ops)
     floats = [t["name"] for t in tensors if np.dtype(t["dtype"]) == np.float32 and "/quant_norm" not in t["name"]]
     assert len(floats) <= 2 * (len(engine.inputs) + len(engine.outputs)), floats
-    result = engine(x[:1])[0]
-    expected = qat(x[:1], training=False).numpy()
-    assert np.abs(result - expected).max() <= 0.1 * max(1.0, np.abs(expected).max())
+    result = np.concatenate([engine(x[i : i + 1])[0] for i in range(4)])
+    expected = qat(x[:4], training=False).numpy()
+    # measured in steps of the int8 output: the untrained model's ranges are still the default
+    # [-6, 6] (step 0.047) and rounding inside a deep network moves an output by 1-3 steps
+    step = _output_step(engine, expected.shape[1:])
+    difference = np.abs(result - expected) / step
+    assert difference.max() <= 4 and difference.mean() <= 1, (difference.max(), difference.mean())
     return qat
+
+
+def _output_step(engine, shape) -> float:
+    """The quantization step of the last int8 tensor shaped like the output (before DEQUANTIZE)."""
+    tensors = engine.interpreter.get_tensor_details()
+    quantized = [t for t in tensors if np.dtype(t["dtype"]) == np.int8 and tuple(t["shape"][1:]) == tuple(shape)]
+    return float(quantized[-1]["quantization"][0])
 
 
 @pytest.mark.parametrize("name", FAMILIES)
