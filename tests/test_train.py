@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgecnn.cli.main import main
@@ -97,7 +98,6 @@ def test_crash_in_a_later_stage_keeps_the_finished_stages(tmp_path, monkeypatch)
     """A crash during QAT, then --resume: float training and pruning are not run again (their
     models are loaded; before this, Keras had deleted its backup when the float stage ended and
     a resume started over from epoch 0), and QAT then finishes."""
-    import numpy as np
 
     import edgecnn.optimize.qat as qat
     from edgecnn.export.keras_io import load_model
@@ -125,11 +125,11 @@ def test_crash_in_a_later_stage_keeps_the_finished_stages(tmp_path, monkeypatch)
     assert (tmp_path / "run" / "model_qat.h5").exists() and (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_sigkill_mid_epoch_then_resume_finishes_all_epochs(tmp_path):
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "edgecnn.cli.main", "train", str(DIGITS), "--out", str(out),
-            "--set", "training.epochs=5", "--set", "optimization.pruning.enabled=false",
-            "--set", "optimization.qat.enabled=false"]
+def _kill_mid_epoch_then_resume(recipe: Path, out: Path, settings: list[str], epochs: int) -> dict:
+    """Start `edgecnn train`, SIGKILL it inside an epoch after the first backup, resume; the
+    metrics of the resumed run."""
+    args = [sys.executable, "-m", "edgecnn.cli.main", "train", str(recipe), "--out", str(out),
+            "--set", f"training.epochs={epochs}"] + [part for setting in settings for part in ("--set", setting)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     backup = out / "checkpoints" / "train_backup"
@@ -145,8 +145,22 @@ def test_sigkill_mid_epoch_then_resume_finishes_all_epochs(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     history = metrics["stages"]["float"]["history"]
-    assert [int(row["epoch"]) for row in history] == [0, 1, 2, 3, 4]
+    assert [int(row["epoch"]) for row in history] == list(range(epochs))
     assert (out / "model.keras").exists() and (out / "checkpoints" / "best.keras").exists()
+    return metrics
+
+
+def test_sigkill_mid_epoch_then_resume_finishes_all_epochs(tmp_path):
+    _kill_mid_epoch_then_resume(DIGITS, tmp_path / "run", ["optimization.pruning.enabled=false",
+                                                           "optimization.qat.enabled=false"], 5)
+
+
+def test_gan_training_resumes_after_sigkill(tmp_path):
+    """The GAN trainer's backup holds generator, discriminator and both optimizers."""
+    metrics = _kill_mid_epoch_then_resume(
+        RECIPES[0].parent / "shapes_pix2pix.yaml", tmp_path / "run",
+        ["model.name=test_pix2pix", "model.overrides={}", "data.input_size=[32,32,3]", "data.limit=128"], 4)
+    assert metrics["task"] == "generation" and np.isfinite(metrics["stages"]["float"]["val_l1"])
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
@@ -173,7 +187,6 @@ def _free_ports(count: int) -> list[int]:
 
 def test_two_workers_on_localhost_finish_with_identical_weights(tmp_path):
     """MultiWorkerMirroredStrategy across two processes on loopback ports: same final weights."""
-    import numpy as np
 
     import edgecnn
 

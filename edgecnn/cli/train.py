@@ -28,7 +28,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     metrics = train(recipe, args.out, resume=args.resume, strategy_name=args.strategy)
     for stage, figures in metrics["stages"].items():
-        shown = ", ".join(f"{key} {figures[key]:.4f}" for key in ("val_top1", "map50", "map", "miou", "pixel_acc")
+        shown = ", ".join(f"{key} {figures[key]:.4f}" for key in ("val_top1", "map50", "map", "miou", "pixel_acc", "val_l1", "val_cycle_l1")
                           if key in figures)
         log(f"{stage}: {shown} after {figures['epochs']} epochs")
     log(f"wrote {args.out}/model.keras and {args.out}/metrics.json")

@@ -32,6 +32,7 @@ import numpy as np
 from edgecnn.data.detection import DetectionSample, DetectionSet, load_detection_samples
 from edgecnn.data.transforms import color_jitter, hflip, letterbox, scale_translate, transform_boxes
 from edgecnn.runtime.detection import MAX_LOG_DISTANCE, anchor_points
+from edgecnn.training.task import TrainingTask
 
 CENTER_RADIUS = 2.5
 BOX_WEIGHT = 5.0
@@ -120,14 +121,11 @@ def to_input(image: np.ndarray, channels: int) -> np.ndarray:
     return image.astype(np.float32) / 255.0
 
 
-class DetectionTask:
+class DetectionTask(TrainingTask):
     """The detection side of `edgecnn train` (see ``edgecnn.training.train``)."""
 
-    monitor, mode = "val_loss", "min"
-
     def __init__(self, recipe) -> None:
-        self.recipe = recipe
-        self.size = tuple(recipe.data.input_size)
+        super().__init__(recipe)
         self.train_set: DetectionSet | None = None
         self.val_set: DetectionSet | None = None
         self.strides: tuple[int, ...] = tuple(recipe.model.overrides.get("strides", (8, 16, 32)))

@@ -7,6 +7,7 @@ import numpy as np
 
 from edgecnn.data.segmentation import IGNORE, load_segmentation_samples
 from edgecnn.data.transforms import color_jitter, scale_translate
+from edgecnn.training.task import TrainingTask
 
 
 def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, flip: bool, scale: float, color: float):
@@ -28,14 +29,8 @@ def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, flip:
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)
 
 
-class SegmentationTask:
+class SegmentationTask(TrainingTask):
     """The segmentation side of `edgecnn train` (see ``edgecnn.training.train``)."""
-
-    monitor, mode = "val_loss", "min"
-
-    def __init__(self, recipe) -> None:
-        self.recipe = recipe
-        self.size = tuple(recipe.data.input_size)
 
     def load(self) -> list[str]:
         data = self.recipe.data

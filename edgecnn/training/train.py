@@ -21,6 +21,7 @@ import numpy as np
 from edgecnn.errors import EdgeCNNError
 from edgecnn.io_utils import atomic_write_text
 from edgecnn.training.recipe import Recipe
+from edgecnn.training.task import TrainingTask
 
 log = logging.getLogger("edgecnn.train")
 
@@ -42,14 +43,10 @@ def _strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-class ClassificationTask:
+class ClassificationTask(TrainingTask):
     """The classification side of training: images and labels in memory, cross-entropy, top-1."""
 
     monitor, mode = "val_accuracy", "max"
-
-    def __init__(self, recipe: Recipe) -> None:
-        self.recipe = recipe
-        self.size = tuple(recipe.data.input_size)
 
     def load(self) -> list[str]:
         from edgecnn.data.images import load_classification_samples
@@ -101,9 +98,11 @@ class ClassificationTask:
 
 def _make_task(recipe: Recipe):
     from edgecnn.training.detection import DetectionTask
+    from edgecnn.training.generation import GenerationTask
     from edgecnn.training.segmentation import SegmentationTask
 
-    tasks = {"classification": ClassificationTask, "detection": DetectionTask, "segmentation": SegmentationTask}
+    tasks = {"classification": ClassificationTask, "detection": DetectionTask, "segmentation": SegmentationTask,
+             "generation": GenerationTask}
     if recipe.task not in tasks:
         raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
                            f"Trainable tasks: {', '.join(tasks)} (see recipes/).")
@@ -229,9 +228,6 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     with strategy.scope():
         model = task.compile(edgecnn.create_model(recipe.model.name, **overrides), _optimizer(recipe, steps))
     metrics: dict = {"model": recipe.model.name, "task": recipe.task, "classes": classes, "stages": {}}
-    best = keras.callbacks.ModelCheckpoint(str(directory / "checkpoints" / "best.keras"),
-                                           monitor=task.monitor, mode=task.mode, save_best_only=True)
-    last = keras.callbacks.ModelCheckpoint(str(directory / "checkpoints" / "last.keras"))
     try:
         if resume and _finished(directory, "train", "model.keras", recipe.training.epochs):
             log.info("float training finished earlier: loading %s", directory / "model.keras")
@@ -240,8 +236,8 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
             history = _history(directory / "logs" / "train_history.csv")
         else:
             history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train",
-                                 (best, last))
-            save_model(model, directory / "model.keras")
+                                 task.checkpoint_callbacks(directory))
+            save_model(task.deliverable(model), directory / "model.keras")
         metrics["stages"]["float"] = {"epochs": len(history), **task.evaluate(model), "history": history}
         current = model
         pruning = recipe.optimization.pruning
@@ -250,7 +246,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
         if recipe.optimization.qat.enabled:
             _qat_stage(task, current, train_data, val_data, directory, metrics, preserve=pruning.enabled)
     except KeyboardInterrupt:
-        save_model(model, directory / "checkpoints" / "interrupted.keras")
+        save_model(task.deliverable(model), directory / "checkpoints" / "interrupted.keras")
         log.warning("interrupted: saved %s; run again with --resume", directory / "checkpoints" / "interrupted.keras")
         raise
     atomic_write_text(directory / "metrics.json", json.dumps(metrics, indent=2))

@@ -1,0 +1,240 @@
+"""Training image-to-image generators: Pix2Pix on pairs, CycleGAN on two unpaired domains.
+
+The generator named by the recipe (a zoo "generation" model) is what `edgecnn train` delivers
+as model.keras; discriminators and the second CycleGAN generator are training-time models.
+Training runs through ``keras.Model.fit`` on a small trainer model whose ``train_step`` updates
+the generators and the discriminators in turn, so the progress bar, TensorBoard, backups
+(resume after SIGKILL) and Ctrl-C handling are those of every other task.
+
+Objectives (``training.loss``; by default "pix2pix" on paired data, "cyclegan" on unpaired):
+
+- "pix2pix" (Isola et al. 2017): conditional PatchGAN with binary cross-entropy, plus
+  ``L1_WEIGHT`` (100, the paper's lambda) times the L1 distance to the target.
+- "cyclegan" (Zhu et al. 2017): least-squares GAN losses for both directions, cycle
+  consistency (lambda 10) and identity (0.5 lambda). The paper's pool of 50 earlier fakes for
+  the discriminators is left out (it steadies long runs; the shipped recipes are short).
+
+Validation reports ``val_l1``, the mean absolute error in [-1, 1] between generated and true
+targets, when the validation data is paired, else ``val_cycle_l1`` (A -> B -> A).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from edgecnn.data.translation import load_translation_samples, to_unit_range, translation_dataset
+from edgecnn.errors import EdgeCNNError
+from edgecnn.training.task import TrainingTask
+
+log = logging.getLogger("edgecnn.train")
+
+L1_WEIGHT = 100.0  # Pix2Pix lambda
+CYCLE_WEIGHT = 10.0  # CycleGAN lambda
+IDENTITY_WEIGHT = 0.5 * CYCLE_WEIGHT
+ADAM_BETA_1 = 0.5  # both papers: Adam(2e-4, beta_1 0.5)
+OBJECTIVES = ("pix2pix", "cyclegan")
+
+
+def _trainer_classes():
+    """Built on first use: the classes subclass keras.Model, and Keras loads lazily."""
+    from edgecnn._keras import keras, tf
+
+    def mean_abs(a, b):
+        return tf.reduce_mean(tf.abs(a - b))
+
+    class _Averaged(keras.Model):
+        """Epoch averages of the step values (a bare dict from train_step would show only the
+        last batch); Keras resets the trackers listed in ``metrics`` at every epoch."""
+
+        def _averaged(self, values: dict) -> dict:
+            if not hasattr(self, "_trackers"):
+                self._trackers = {}
+            for key, value in values.items():
+                if key not in self._trackers:
+                    self._trackers[key] = keras.metrics.Mean(name=key)
+                self._trackers[key].update_state(value)
+            return {key: self._trackers[key].result() for key in values}
+
+        @property
+        def metrics(self):
+            return list(getattr(self, "_trackers", {}).values())
+
+    class Pix2PixTrainer(_Averaged):
+        def __init__(self, generator, discriminator, discriminator_optimizer) -> None:
+            super().__init__(name="pix2pix_trainer")
+            self.generator, self.discriminator = generator, discriminator
+            self.discriminator_optimizer = discriminator_optimizer
+            self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+        def call(self, inputs, training=False):
+            return self.generator(inputs, training=training)
+
+        def train_step(self, data):
+            a, b = data
+            with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+                fake = self.generator(a, training=True)
+                real_logits = self.discriminator([a, b], training=True)
+                fake_logits = self.discriminator([a, fake], training=True)
+                adversarial = self.bce(tf.ones_like(fake_logits), fake_logits)
+                l1 = mean_abs(b, fake)
+                generator_loss = adversarial + L1_WEIGHT * l1
+                discriminator_loss = 0.5 * (self.bce(tf.ones_like(real_logits), real_logits)
+                                            + self.bce(tf.zeros_like(fake_logits), fake_logits))
+            self.optimizer.apply_gradients(zip(
+                generator_tape.gradient(generator_loss, self.generator.trainable_variables),
+                self.generator.trainable_variables))
+            self.discriminator_optimizer.apply_gradients(zip(
+                discriminator_tape.gradient(discriminator_loss, self.discriminator.trainable_variables),
+                self.discriminator.trainable_variables))
+            return self._averaged({"loss": generator_loss, "g_gan": adversarial, "l1": l1,
+                                   "d_loss": discriminator_loss})
+
+        def test_step(self, data):
+            a, b = data
+            return self._averaged({"l1": mean_abs(b, self.generator(a, training=False))})
+
+    class CycleGANTrainer(_Averaged):
+        def __init__(self, generator, inverse, discriminator_a, discriminator_b, discriminator_optimizer,
+                     paired_validation: bool) -> None:
+            super().__init__(name="cyclegan_trainer")
+            self.generator, self.inverse = generator, inverse  # A -> B and B -> A
+            self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
+            self.discriminator_optimizer = discriminator_optimizer
+            self.paired_validation = paired_validation
+
+        def call(self, inputs, training=False):
+            return self.generator(inputs, training=training)
+
+        def train_step(self, data):
+            a, b = data
+            generators = self.generator.trainable_variables + self.inverse.trainable_variables
+            discriminators = self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables
+            with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+                fake_b, fake_a = self.generator(a, training=True), self.inverse(b, training=True)
+                cycle = mean_abs(a, self.inverse(fake_b, training=True)) + mean_abs(b, self.generator(fake_a,
+                                                                                                     training=True))
+                identity = mean_abs(b, self.generator(b, training=True)) + mean_abs(a, self.inverse(a, training=True))
+                score_fake_b = self.discriminator_b(fake_b, training=True)
+                score_fake_a = self.discriminator_a(fake_a, training=True)
+                adversarial = (tf.reduce_mean(tf.square(score_fake_b - 1.0))
+                               + tf.reduce_mean(tf.square(score_fake_a - 1.0)))
+                generator_loss = adversarial + CYCLE_WEIGHT * cycle + IDENTITY_WEIGHT * identity
+                discriminator_loss = 0.0
+                for discriminator, real, fake in ((self.discriminator_b, b, fake_b), (self.discriminator_a, a, fake_a)):
+                    real_score = discriminator(real, training=True)
+                    fake_score = discriminator(tf.stop_gradient(fake), training=True)
+                    discriminator_loss += 0.5 * (tf.reduce_mean(tf.square(real_score - 1.0))
+                                                 + tf.reduce_mean(tf.square(fake_score)))
+            self.optimizer.apply_gradients(zip(generator_tape.gradient(generator_loss, generators), generators))
+            self.discriminator_optimizer.apply_gradients(zip(
+                discriminator_tape.gradient(discriminator_loss, discriminators), discriminators))
+            return self._averaged({"loss": generator_loss, "g_gan": adversarial, "cycle_l1": cycle,
+                                   "d_loss": discriminator_loss})
+
+        def test_step(self, data):
+            a, b = data
+            fake_b = self.generator(a, training=False)
+            if self.paired_validation:
+                return self._averaged({"l1": mean_abs(b, fake_b)})
+            return self._averaged({"cycle_l1": mean_abs(a, self.inverse(fake_b, training=False))})
+
+    return Pix2PixTrainer, CycleGANTrainer
+
+
+class GenerationTask(TrainingTask):
+    """The generation side of `edgecnn train` (see ``edgecnn.training.train``)."""
+
+    mode = "min"
+
+    def __init__(self, recipe) -> None:
+        super().__init__(recipe)
+        optimization = recipe.optimization
+        if optimization.pruning.enabled or optimization.qat.enabled:
+            raise EdgeCNNError("Pruning and QAT stages are not available for generation recipes (their fine-tuning "
+                               "would need the adversarial objective).",
+                               "Set optimization.pruning.enabled and optimization.qat.enabled to false; for an int8 "
+                               "file use `edgecnn convert --target int8` with post-training calibration.")
+        if recipe.training.loss not in ("cross_entropy", *OBJECTIVES):  # cross_entropy: the schema's default
+            raise EdgeCNNError(f"training.loss '{recipe.training.loss}' is not a generation objective.",
+                               f"Choose one of: {', '.join(OBJECTIVES)}.")
+
+    def load(self) -> list[str]:
+        data = self.recipe.data
+        self.train_set = load_translation_samples(data.train, self.size, "all" if data.val else "train", data.limit)
+        self.val_set = load_translation_samples(data.val or data.train, self.size, "all" if data.val else "val",
+                                                data.limit)
+        loss = self.recipe.training.loss
+        self.objective = loss if loss in OBJECTIVES else ("pix2pix" if self.train_set.paired else "cyclegan")
+        if self.objective == "pix2pix" and not self.train_set.paired:
+            raise EdgeCNNError(f"The pix2pix objective needs paired data; '{data.train}' is unpaired.",
+                               "Use pairs:DIR (A/NAME and B/NAME), or training.loss: cyclegan.")
+        self.monitor = "val_l1" if self.val_set.paired else "val_cycle_l1"
+        log.info("generation: %s objective, %d training images", self.objective, len(self.train_set.a))
+        return []
+
+    def datasets(self):
+        from edgecnn._keras import tf
+
+        recipe = self.recipe
+        batch = recipe.training.batch_size
+        augment = recipe.data.augment
+        train = translation_dataset(self.train_set, batch, recipe.training.seed, augment.scale, augment.flip)
+        count = min(len(self.val_set.a), len(self.val_set.b))
+        val = tf.data.Dataset.from_tensor_slices((to_unit_range(self.val_set.a[:count]),
+                                                  to_unit_range(self.val_set.b[:count]))).batch(batch)
+        return train, val, max(1, len(self.train_set.a) // batch)
+
+    def model_overrides(self, classes: list[str]) -> dict:
+        return {"input_shape": self.size, "output_channels": int(self.train_set.b.shape[-1])}
+
+    def _discriminator(self, conditional: bool, name: str):
+        from edgecnn.models.pix2pix import patchgan_discriminator
+
+        width = float(self.recipe.model.overrides.get("width_multiplier", 1.0))
+        channels = int(self.train_set.b.shape[-1])
+        input_shape = (*self.size[:2], int(self.train_set.a.shape[-1]) if conditional else channels)
+        return patchgan_discriminator(input_shape, channels if conditional else None, width,
+                                      norm="batch" if conditional else "instance", name=name)
+
+    @staticmethod
+    def _adam_pair(optimizer):
+        """The generators' and the discriminators' optimizers: the recipe's, with Adam's beta_1
+        at 0.5 as both papers use (a fresh copy each, so their slots and step counts are apart)."""
+        config = optimizer.get_config()
+        if "beta_1" in config:
+            config["beta_1"] = ADAM_BETA_1
+        return type(optimizer).from_config(dict(config)), type(optimizer).from_config(dict(config))
+
+    def compile(self, model, optimizer):
+        import edgecnn
+
+        pix2pix_trainer, cyclegan_trainer = _trainer_classes()
+        optimizer, discriminator_optimizer = self._adam_pair(optimizer)
+        if self.objective == "pix2pix":
+            trainer = pix2pix_trainer(model, self._discriminator(True, "discriminator"), discriminator_optimizer)
+        else:
+            overrides = {**self.recipe.model.overrides, "input_shape": (*self.size[:2], int(self.train_set.b.shape[-1])),
+                         "output_channels": int(self.train_set.a.shape[-1])}
+            inverse = edgecnn.create_model(self.recipe.model.name, **overrides)
+            inverse._name = f"{model.name}_inverse"
+            trainer = cyclegan_trainer(model, inverse, self._discriminator(False, "discriminator_a"),
+                                       self._discriminator(False, "discriminator_b"), discriminator_optimizer,
+                                       self.val_set.paired)
+        trainer.compile(optimizer=optimizer)
+        trainer.build((None, *self.size[:2], int(self.train_set.a.shape[-1])))  # BackupAndRestore needs it built
+        return trainer
+
+    def deliverable(self, model):
+        return model.generator
+
+    def evaluate(self, model) -> dict:
+        generator = self.deliverable(model)
+        count = min(len(self.val_set.a), len(self.val_set.b))
+        fake = np.asarray(generator.predict(to_unit_range(self.val_set.a[:count]),
+                                            batch_size=self.recipe.training.batch_size, verbose=0))
+        if self.val_set.paired:
+            return {"val_l1": float(np.mean(np.abs(fake - to_unit_range(self.val_set.b[:count]))))}
+        back = np.asarray(model.inverse.predict(fake, batch_size=self.recipe.training.batch_size, verbose=0))
+        return {"val_cycle_l1": float(np.mean(np.abs(back - to_unit_range(self.val_set.a[:count]))))}

@@ -1,0 +1,51 @@
+"""What every task of `edgecnn train` shares; the tasks add data, loss and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TrainingTask:
+    """One task's side of training. ``monitor``/``mode`` choose the best checkpoint."""
+
+    monitor, mode = "val_loss", "min"
+
+    def __init__(self, recipe) -> None:
+        self.recipe = recipe
+        self.size = tuple(recipe.data.input_size)
+
+    def deliverable(self, model):
+        """The model that is saved and exported (a GAN trainer's generator; else the model)."""
+        return model
+
+    def checkpoint_callbacks(self, directory: Path) -> list:
+        """Best (by ``monitor``) and last checkpoints of the deliverable model, written atomically.
+        After a resume the best so far comes from the float stage's history, so a worse epoch
+        does not replace the best checkpoint."""
+        from edgecnn._keras import keras
+        from edgecnn.export.keras_io import save_model
+        from edgecnn.training.train import _history
+
+        task = self
+
+        class SaveCheckpoints(keras.callbacks.Callback):
+            best = None
+
+            def on_train_begin(self, logs=None):
+                earlier = [row[task.monitor] for row in _history(directory / "logs" / "train_history.csv")
+                           if task.monitor in row]
+                if earlier and (directory / "checkpoints" / "best.keras").exists():
+                    self.best = min(earlier) if task.mode == "min" else max(earlier)
+
+            def on_epoch_end(self, epoch, logs=None):
+                deliverable = task.deliverable(self.model)
+                save_model(deliverable, directory / "checkpoints" / "last.keras")
+                value = (logs or {}).get(task.monitor)
+                if value is None:
+                    return
+                better = self.best is None or (value < self.best if task.mode == "min" else value > self.best)
+                if better:
+                    self.best = value
+                    save_model(deliverable, directory / "checkpoints" / "best.keras")
+
+        return [SaveCheckpoints()]
