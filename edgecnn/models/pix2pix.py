@@ -60,8 +60,8 @@ def _create_pix2pix(
             x = layers.BatchNormalization(epsilon=1e-5, name=f"down{level}_bn")(x)
             skips.append(x)
     # decoder: up-convolutions back to the input size, each followed by the skip of that size
-    dropout_levels = {level for level in range(depth - 1, 0, -1) if widths[level - 1] == widths[-1]}
-    dropout_levels = set(sorted(dropout_levels, reverse=True)[1:4])  # the three 512s below the innermost
+    # the reference's three 512-channel decoder layers after the innermost one (fewer when shallower)
+    dropout_levels = {level for level in range(max(1, depth - 4), depth - 1) if widths[level - 1] == widths[-1]}
     for level in range(depth - 1, 0, -1):
         x = layers.ReLU(name=f"up{level}_relu")(x)
         x = layers.Conv2DTranspose(widths[level - 1], 4, 2, "same", use_bias=False, name=f"up{level}_upconv")(x)
