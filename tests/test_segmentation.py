@@ -91,6 +91,21 @@ def test_loss_ignores_padding_and_metrics_are_exact():
     assert segmentation_metrics(truth.clip(0, 2), truth, 3)["miou"] == 1.0
 
 
+def test_dice_of_a_confident_correct_prediction_is_near_zero():
+    """Classes absent from an image's labels take no part in its Dice: a confident, correct
+    prediction of a 64x64 image holding 2 of 5 classes costs almost nothing (counting the 3
+    absent classes, each at 3e-4 probability per pixel, it cost 0.25)."""
+    from edgecnn.training.segmentation import SegmentationLoss
+
+    truth = np.zeros((1, 64, 64), np.int32)
+    truth[0, 20:40, 20:40] = 3
+    logits = np.eye(5, dtype=np.float32)[truth] * 8.0
+    dice = float(SegmentationLoss("dice")(truth, logits)[0])
+    assert dice < 0.01, dice
+    wrong = np.eye(5, dtype=np.float32)[np.where(truth == 3, 1, 0)] * 8.0  # the square called class 1
+    assert float(SegmentationLoss("dice")(truth, wrong)[0]) > 0.4
+
+
 def test_unet_has_the_papers_shape_and_size():
     import edgecnn
 

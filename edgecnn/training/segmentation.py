@@ -105,5 +105,10 @@ class SegmentationLoss:
             intersection = tf.reduce_sum(probability * one_hot, axis=[1, 2])
             denominator = tf.reduce_sum(probability, axis=[1, 2]) + tf.reduce_sum(one_hot, axis=[1, 2])
             dice = (2 * intersection + 1.0) / (denominator + 1.0)
-            total += 1.0 - tf.reduce_mean(dice, axis=-1)
+            # only the classes in the image's labels: an absent class would score 1 / (its total
+            # probability + 1), which even at 1e-4 per pixel is far below 1, so its term would
+            # dominate the loss of an otherwise perfect prediction and push every logit of that
+            # class down instead of teaching the classes that are there
+            present = tf.cast(tf.reduce_sum(one_hot, axis=[1, 2]) > 0, tf.float32)
+            total += 1.0 - tf.reduce_sum(dice * present, axis=-1) / tf.maximum(tf.reduce_sum(present, axis=-1), 1.0)
         return total
