@@ -285,3 +285,26 @@ def test_segmentation_fp16_runs_fully_on_the_gpu(name, gpu):
     run = gpu(convert(model, "fp16"), [sample])
     assert run.available and run.fully_accelerated
     assert np.abs(run.outputs[0].reshape(model.output_shape[1:]) - np.asarray(model(sample))[0]).max() < 2e-2
+
+
+def test_segmentation_instances_are_connected_regions_at_the_original_size():
+    from edgecnn.runtime.pipelines import SegmentationResult, draw_segmentation
+
+    class_map = np.zeros((60, 80), np.uint8)
+    class_map[5:15, 5:25] = 1  # two separate regions of class 1
+    class_map[40:55, 60:75] = 1
+    class_map[20:30, 30:50] = 2  # one of class 2, touching nothing
+    class_map[58, 0] = 2  # one-pixel speckle: dropped
+    result = SegmentationResult(class_map, {}, 0.0, 0.0, ["background", "circle", "star"])
+    instances = result.instances()
+    assert [(i.label, i.box, i.area) for i in instances] == [
+        ("circle", (60, 40, 75, 55), 225), ("circle", (5, 5, 25, 15), 200), ("star", (30, 20, 50, 30), 200)]
+    for instance in instances:
+        assert instance.mask.shape == class_map.shape and instance.mask.sum() == instance.area
+        assert np.all(class_map[instance.mask] == instance.index)
+    assert len(result.instances(min_area=1)) == 4
+    assert [entry["label"] for entry in result.to_json()["instances"]] == ["circle", "circle", "star"]
+    image = np.full((60, 80, 3), 128, np.uint8)
+    drawn = draw_segmentation(image, result)
+    plain = draw_segmentation(image, result, outlines=False)
+    assert drawn.shape == image.shape and (drawn != plain).any()  # the outlines are drawn

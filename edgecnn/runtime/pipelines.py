@@ -282,6 +282,23 @@ def draw_detections(image: np.ndarray, result: DetectionResult) -> np.ndarray:
 
 
 @dataclass
+class SegmentInstance:
+    """One connected region of one class in a class map, at the original image's size."""
+
+    index: int  # class id
+    label: str
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 (exclusive), pixels
+    area: int  # pixels
+    mask: np.ndarray  # (H, W) bool, the whole image
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "class": self.index, "box": list(self.box), "area": self.area}
+
+
+MIN_INSTANCE_AREA = 16  # pixels; smaller regions are speckle, not objects
+
+
+@dataclass
 class SegmentationResult:
     class_map: np.ndarray  # (H, W) uint8 class ids at the original image's size
     areas: dict[str, float]  # label -> fraction of the image
@@ -289,9 +306,29 @@ class SegmentationResult:
     pipeline_ms: float
     labels: list[str]
 
+    def instances(self, min_area: int = MIN_INSTANCE_AREA) -> list[SegmentInstance]:
+        """Per-instance masks of a semantic model: each 8-connected region of a non-background
+        class (id > 0) is one instance, largest first. Touching objects of the same class merge
+        into one region (a semantic model cannot tell them apart)."""
+        import cv2
+
+        found = []
+        for index in np.unique(self.class_map):
+            if index == 0:
+                continue
+            count, regions, stats, _ = cv2.connectedComponentsWithStats((self.class_map == index).astype(np.uint8),
+                                                                         connectivity=8)
+            for region in range(1, count):
+                x, y, w, h, area = (int(v) for v in stats[region])
+                if area >= min_area:
+                    label = self.labels[index] if index < len(self.labels) else str(int(index))
+                    found.append(SegmentInstance(int(index), label, (x, y, x + w, y + h), area, regions == region))
+        return sorted(found, key=lambda instance: -instance.area)
+
     def to_json(self) -> dict:  # the class map goes to a PNG, not into the JSON lines
         return {"areas": self.areas, "invoke_ms": self.invoke_ms, "pipeline_ms": self.pipeline_ms,
-                "image_size": list(self.class_map.shape)}
+                "image_size": list(self.class_map.shape),
+                "instances": [instance.to_json() for instance in self.instances()]}
 
 
 class Segmenter:
@@ -347,14 +384,23 @@ class Segmenter:
         return self.labels[index] if index < len(self.labels) else str(index)
 
 
-def draw_segmentation(image: np.ndarray, result: SegmentationResult, alpha: float = 0.5) -> np.ndarray:
-    """``image`` (RGB) with every non-background class (id > 0) blended in its colour."""
+def draw_segmentation(image: np.ndarray, result: SegmentationResult, alpha: float = 0.5,
+                      outlines: bool = True) -> np.ndarray:
+    """``image`` (RGB) with every non-background class (id > 0) blended in its colour and each
+    instance outlined."""
     canvas = as_rgb8(image).astype(np.float32)
     palette = np.array([class_colour(i) for i in range(max(len(result.labels), int(result.class_map.max()) + 1))],
                        np.float32)
     foreground = result.class_map > 0
     canvas[foreground] = (1 - alpha) * canvas[foreground] + alpha * palette[result.class_map[foreground]]
-    return canvas.astype(np.uint8)
+    canvas = canvas.astype(np.uint8)
+    if outlines:  # each instance's outline in its class colour, so touching regions stay apart
+        import cv2
+
+        for instance in result.instances():
+            contours, _ = cv2.findContours(instance.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(canvas, contours, -1, class_colour(instance.index), 1)
+    return canvas
 
 
 @dataclass
