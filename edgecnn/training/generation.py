@@ -44,29 +44,37 @@ def _trainer_classes():
     def mean_abs(a, b):
         return tf.reduce_mean(tf.abs(a - b))
 
+    def bce(labels, logits):  # a plain mean: Keras loss objects refuse to run under a strategy
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+    def per_replica(loss):
+        """Under a tf.distribute strategy the replicas' gradients are summed: each replica
+        differentiates its share of the global mean."""
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
     class _Averaged(keras.Model):
         """Epoch averages of the step values (a bare dict from train_step would show only the
-        last batch); Keras resets the trackers listed in ``metrics`` at every epoch."""
+        last batch); Keras resets the trackers listed in ``metrics`` at every epoch. They are
+        made here, outside any tf.function or replica context."""
+
+        def __init__(self, tracked: tuple[str, ...], **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._trackers = {key: keras.metrics.Mean(name=key) for key in tracked}
 
         def _averaged(self, values: dict) -> dict:
-            if not hasattr(self, "_trackers"):
-                self._trackers = {}
             for key, value in values.items():
-                if key not in self._trackers:
-                    self._trackers[key] = keras.metrics.Mean(name=key)
                 self._trackers[key].update_state(value)
             return {key: self._trackers[key].result() for key in values}
 
         @property
         def metrics(self):
-            return list(getattr(self, "_trackers", {}).values())
+            return list(self._trackers.values())
 
     class Pix2PixTrainer(_Averaged):
         def __init__(self, generator, discriminator, discriminator_optimizer) -> None:
-            super().__init__(name="pix2pix_trainer")
+            super().__init__(("loss", "g_gan", "l1", "d_loss"), name="pix2pix_trainer")
             self.generator, self.discriminator = generator, discriminator
             self.discriminator_optimizer = discriminator_optimizer
-            self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
         def call(self, inputs, training=False):
             return self.generator(inputs, training=training)
@@ -77,16 +85,17 @@ def _trainer_classes():
                 fake = self.generator(a, training=True)
                 real_logits = self.discriminator([a, b], training=True)
                 fake_logits = self.discriminator([a, fake], training=True)
-                adversarial = self.bce(tf.ones_like(fake_logits), fake_logits)
+                adversarial = bce(tf.ones_like(fake_logits), fake_logits)
                 l1 = mean_abs(b, fake)
                 generator_loss = adversarial + L1_WEIGHT * l1
-                discriminator_loss = 0.5 * (self.bce(tf.ones_like(real_logits), real_logits)
-                                            + self.bce(tf.zeros_like(fake_logits), fake_logits))
+                discriminator_loss = 0.5 * (bce(tf.ones_like(real_logits), real_logits)
+                                            + bce(tf.zeros_like(fake_logits), fake_logits))
+                generator_share, discriminator_share = per_replica(generator_loss), per_replica(discriminator_loss)
             self.optimizer.apply_gradients(zip(
-                generator_tape.gradient(generator_loss, self.generator.trainable_variables),
+                generator_tape.gradient(generator_share, self.generator.trainable_variables),
                 self.generator.trainable_variables))
             self.discriminator_optimizer.apply_gradients(zip(
-                discriminator_tape.gradient(discriminator_loss, self.discriminator.trainable_variables),
+                discriminator_tape.gradient(discriminator_share, self.discriminator.trainable_variables),
                 self.discriminator.trainable_variables))
             return self._averaged({"loss": generator_loss, "g_gan": adversarial, "l1": l1,
                                    "d_loss": discriminator_loss})
@@ -98,7 +107,7 @@ def _trainer_classes():
     class CycleGANTrainer(_Averaged):
         def __init__(self, generator, inverse, discriminator_a, discriminator_b, discriminator_optimizer,
                      paired_validation: bool) -> None:
-            super().__init__(name="cyclegan_trainer")
+            super().__init__(("loss", "g_gan", "cycle_l1", "d_loss", "l1"), name="cyclegan_trainer")
             self.generator, self.inverse = generator, inverse  # A -> B and B -> A
             self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
             self.discriminator_optimizer = discriminator_optimizer
@@ -127,9 +136,10 @@ def _trainer_classes():
                     fake_score = discriminator(tf.stop_gradient(fake), training=True)
                     discriminator_loss += 0.5 * (tf.reduce_mean(tf.square(real_score - 1.0))
                                                  + tf.reduce_mean(tf.square(fake_score)))
-            self.optimizer.apply_gradients(zip(generator_tape.gradient(generator_loss, generators), generators))
+                generator_share, discriminator_share = per_replica(generator_loss), per_replica(discriminator_loss)
+            self.optimizer.apply_gradients(zip(generator_tape.gradient(generator_share, generators), generators))
             self.discriminator_optimizer.apply_gradients(zip(
-                discriminator_tape.gradient(discriminator_loss, discriminators), discriminators))
+                discriminator_tape.gradient(discriminator_share, discriminators), discriminators))
             return self._averaged({"loss": generator_loss, "g_gan": adversarial, "cycle_l1": cycle,
                                    "d_loss": discriminator_loss})
 
