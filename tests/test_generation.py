@@ -166,6 +166,8 @@ def test_cyclegan_trains_on_unpaired_folders(tmp_path, rng):
     assert float_stage["epochs"] == 4 and np.isfinite(float_stage["val_cycle_l1"])
     assert {"cycle_l1", "d_loss", "val_cycle_l1"} <= float_stage["history"][-1].keys()
     assert edgecnn.load_model(tmp_path / "run" / "model.keras").name == "test_cyclegan"
+    inverse = edgecnn.load_model(tmp_path / "run" / "model_b_to_a.keras")  # the B -> A direction is kept too
+    assert inverse.output_shape == (None, 32, 32, 3)
 
 
 @pytest.mark.parametrize("change,message", [

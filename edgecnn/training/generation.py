@@ -21,6 +21,7 @@ targets, when the validation data is paired, else ``val_cycle_l1`` (A -> B -> A)
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -238,6 +239,14 @@ class GenerationTask(TrainingTask):
 
     def deliverable(self, model):
         return model.generator
+
+    def save_extras(self, model, directory: Path) -> list[Path]:
+        """CycleGAN trains both directions: the B -> A generator goes to model_b_to_a.keras."""
+        from edgecnn.export.keras_io import save_model
+
+        if self.objective != "cyclegan":
+            return []
+        return [save_model(model.inverse, directory / "model_b_to_a.keras")]
 
     def evaluate(self, model) -> dict:
         generator = self.deliverable(model)

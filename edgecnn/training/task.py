@@ -18,6 +18,10 @@ class TrainingTask:
         """The model that is saved and exported (a GAN trainer's generator; else the model)."""
         return model
 
+    def save_extras(self, model, directory: Path) -> list[Path]:
+        """Models besides model.keras worth keeping after training (none by default)."""
+        return []
+
     def checkpoint_callbacks(self, directory: Path) -> list:
         """Best (by ``monitor``) and last checkpoints of the deliverable model, written atomically.
         After a resume the best so far comes from the float stage's history, so a worse epoch

@@ -238,6 +238,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
             history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train",
                                  task.checkpoint_callbacks(directory))
             save_model(task.deliverable(model), directory / "model.keras")
+            task.save_extras(model, directory)
         metrics["stages"]["float"] = {"epochs": len(history), **task.evaluate(model), "history": history}
         current = model
         pruning = recipe.optimization.pruning
