@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -71,9 +72,12 @@ SMALL = ["--set", "training.epochs=2", "--set", "optimization.pruning.epochs=1",
          "optimization.qat.epochs=1", "--set", "data.augment.scale=0.0"]
 
 
-def test_train_writes_every_output_and_runs_the_stages(tmp_path):
+def test_train_writes_every_output_and_runs_the_stages(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", str(DIGITS), "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().err
+    for line in ("train epoch 1/2", "train epoch 2/2", "prune epoch 1/1", "qat epoch 1/1"):
+        assert line in printed, line
     for name in ("model.keras", "model_pruned.keras", "model_qat.h5", "metrics.json", "recipe.yaml",
                  "checkpoints/best.keras", "checkpoints/last.keras"):
         assert (out / name).exists(), name
@@ -92,6 +96,30 @@ def test_train_writes_every_output_and_runs_the_stages(tmp_path):
     assert main(["convert", str(out / "model_qat.h5"), "--target", "int8", "--out", str(out / "m.tflite")]) == 0
     metadata = read_metadata((out / "m.tflite").read_bytes())
     assert metadata["recipe"]["model"]["name"] == "test_vgg" and metadata["labels"] == [str(d) for d in range(10)]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_epoch_progress_shows_a_live_bar_on_a_terminal_and_a_line_per_epoch(terminal):
+    from edgecnn._keras import keras
+    from edgecnn.training.progress import epoch_progress
+
+    stream = _Terminal() if terminal else io.StringIO()
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(3,))])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    model.fit(x, x[:, :1], validation_split=0.25, batch_size=10, epochs=2, verbose=0,
+              callbacks=[epoch_progress("train", stream)])
+    text = stream.getvalue()
+    lines = [line for line in text.replace("\r", "\n").splitlines() if line.startswith("train epoch")]
+    assert [line.split(" - ")[0] for line in lines] == ["train epoch 1/2", "train epoch 2/2"]
+    assert all("loss: " in line and "val_loss: " in line for line in lines)
+    bar = "train 1/2" in text and "3/3" in text and "loss=" in text  # steps done and live loss
+    assert bar is terminal
 
 
 def test_crash_in_a_later_stage_keeps_the_finished_stages(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.io_utils import atomic_write_text
+from edgecnn.training.progress import epoch_progress
 from edgecnn.training.recipe import Recipe
 from edgecnn.training.task import TrainingTask
 
@@ -193,9 +194,10 @@ def _fit_stage(model, train, val, epochs: int, directory: Path, stage: str, extr
         keras.callbacks.CSVLogger(str(directory / "logs" / f"{stage}_history.csv"), append=True),
         keras.callbacks.TensorBoard(str(directory / "logs" / stage)),
         *extra_callbacks,
+        epoch_progress(stage),
     ]
     with interrupt:
-        model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2)
+        model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
     return _history(directory / "logs" / f"{stage}_history.csv")
 
 
