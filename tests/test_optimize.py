@@ -137,17 +137,59 @@ def test_pqat_keeps_the_zeros_into_the_int8_file(rng):
     assert np.mean([np.mean(k == 0) for k in _int8_kernels(convert(drifting, "int8"))]) < 0.48
 
 
-def _int8_kernels(flatbuffer: bytes) -> list[np.ndarray]:
-    """The int8 weight tensors (constants) of a converted model."""
-    interpreter = load_engine(flatbuffer).interpreter
+def _fit_to_own_outputs(model, reference, rng, callbacks=(), learning_rate=1e-3, steps=2):
+    """A few steps towards ``reference``'s outputs: works for any output layout (boxes, maps, images)."""
+    x = rng.uniform(size=(2 * steps, *model.input_shape[1:])).astype(np.float32)
+    targets = reference(x, training=False)
+    targets = [np.asarray(t) for t in targets] if isinstance(targets, (list, tuple)) else np.asarray(targets)
+    model.compile(keras.optimizers.Adam(learning_rate), "mse")
+    model.fit(x, targets, batch_size=2, epochs=1, verbose=0, callbacks=list(callbacks))
+
+
+@pytest.mark.parametrize("name", ["test_edgenet", "test_yolo", "test_fcn", "test_unet", "test_segnet",
+                                  "test_pix2pix", "test_cyclegan"])
+def test_prune_then_pqat_every_other_family(name, rng):
+    """The detection, segmentation and generation families (transposed convolutions, unpooling,
+    instance norm, reflection padding) prune, take sparsity-preserving QAT and convert to int8
+    with their zeros; tfmot's own prune-preserving scheme refused transposed convolutions."""
+    model = edgecnn.create_model(name)
+    pruned = prune(model, PruningConfig(0.5, "constant", end_step=2, frequency=1))
+    _fit_to_own_outputs(pruned, model, rng, pruning_callbacks())
+    stripped = strip(pruned)
+    sparsities = kernel_sparsity(stripped)
+    trainable = {layer.name for layer in stripped.layers if layer.trainable_weights}
+    assert all(sparsities[n] >= 0.48 for n in sparsities if n in trainable), sparsities
+    qat = quantize_aware(stripped, preserve_sparsity=True)
+    _fit_to_own_outputs(qat, stripped, rng, steps=4)
+    flatbuffer = convert(qat, "int8")
+    ops = op_histogram(flatbuffer)
+    assert is_builtin_only(ops), ops
+    kernels = _int8_kernels(flatbuffer)
+    assert kernels and np.mean([np.mean(k == 0) for k in kernels]) >= 0.45
+    if "TRANSPOSE_CONV" in ops:  # the transposed convolutions' own kernels kept their zeros
+        transposed = [l for l in stripped.layers if type(l).__name__ == "Conv2DTranspose" and l.trainable_weights]
+        sizes = {int(np.prod(l.kernel.shape)) for l in transposed}
+        kept = [np.mean(k == 0) for k in _int8_kernels(flatbuffer, 1) if k.size in sizes]
+        assert kept and min(kept) >= 0.45, kept
+
+
+def _int8_kernels(flatbuffer: bytes, min_size: int = 256) -> list[np.ndarray]:
+    """The int8 constant tensors (weights) of a converted model, read from the flatbuffer's
+    buffers (an interpreter would also show activations left over from its last run)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(flatbuffer, 0)
     kernels = []
-    for tensor in interpreter.get_tensor_details():
-        if np.dtype(tensor["dtype"]) != np.int8 or len(tensor["shape"]) not in (2, 4) or np.prod(tensor["shape"]) < 256:
-            continue
-        try:
-            kernels.append(interpreter.get_tensor(tensor["index"]))
-        except ValueError:  # an activation, not a constant
-            continue
+    for graph_index in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(graph_index)
+        for index in range(graph.TensorsLength()):
+            tensor = graph.Tensors(index)
+            data = model.Buffers(tensor.Buffer()).DataAsNumpy()
+            shape = tuple(tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+            if tensor.Type() != schema.TensorType.INT8 or isinstance(data, int) or len(shape) not in (2, 4):
+                continue
+            if int(np.prod(shape)) >= min_size:
+                kernels.append(np.frombuffer(data.tobytes(), np.int8).reshape(shape))
     return kernels
 
 

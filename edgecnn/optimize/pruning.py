@@ -64,10 +64,13 @@ def _skip_reason(layer, structure: str) -> str | None:
 
     if not layer.trainable_weights:
         return "no weights"
-    if type(layer).__name__ not in ("Conv2D", "Dense"):
-        return f"{type(layer).__name__} weights are not pruned (only convolution and dense kernels are)"
+    kind = type(layer).__name__
+    if kind not in ("Conv2D", "Conv2DTranspose", "Dense"):
+        return f"{kind} weights are not pruned (only convolution and dense kernels are)"
     if not PruneRegistry.supports(layer):
         return "not supported by tensorflow-model-optimization"
+    if structure == "2:4" and kind == "Conv2DTranspose":
+        return "2:4 sparsity is for Conv2D and Dense kernels (the layout sparse kernels accelerate)"
     if structure == "2:4":
         fan_in = layer.kernel.shape[-2]
         if fan_in % 4:

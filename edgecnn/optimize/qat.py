@@ -5,7 +5,8 @@ transformation of a finished float model.
 configs; edgecnn's custom layers (LRN, Maxout, unpooling, instance norm, reflection padding) and layers the registry lacks get
 ``OutputQuantizeConfig`` (their outputs are fake-quantized, their few weights such as PReLU's
 slopes stay float and the converter quantizes them). With ``preserve_sparsity=True`` (a pruned
-model), the prune-preserving scheme keeps the zeros through QAT (PQAT).
+model), the prune-preserving scheme keeps the zeros through QAT (PQAT); transposed convolutions,
+which that scheme does not know, get a config of edgecnn's that does the same.
 """
 
 from __future__ import annotations
@@ -62,14 +63,43 @@ def _output_config_class():
     return OutputQuantizeConfig
 
 
-_OUTPUT_CONFIG = None
+def _sparse_transpose_config_class():
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+        prune_preserve_quantize_registry as prune_preserve,
+    )
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as default_8bit,
+    )
+
+    @keras.utils.register_keras_serializable(package="edgecnn")
+    class SparseConvTransposeQuantizeConfig(default_8bit.Default8BitConvTransposeQuantizeConfig):
+        """tfmot's default config for Conv2DTranspose (per-tensor, symmetric, narrow range) with
+        a weight quantizer of the same kind that multiplies by the pruning mask first: tfmot's
+        prune-preserving registry knows only Conv2D, Dense and DepthwiseConv2D, and refuses the
+        transposed convolutions of U-Net, FCN, Pix2Pix and CycleGAN."""
+
+        def __init__(self, weight_attrs=("kernel",), activation_attrs=("activation",), quantize_output=False):
+            super().__init__(list(weight_attrs), list(activation_attrs), quantize_output)
+            self.weight_quantizer = prune_preserve.PrunePreserveDefault8BitWeightsQuantizer()
+
+    return SparseConvTransposeQuantizeConfig
+
+
+_CONFIG_CLASSES: dict[str, type] = {}
+
+
+def _config_class(name: str, make) -> type:
+    if name not in _CONFIG_CLASSES:
+        _CONFIG_CLASSES[name] = make()
+    return _CONFIG_CLASSES[name]
 
 
 def output_quantize_config():
-    global _OUTPUT_CONFIG
-    if _OUTPUT_CONFIG is None:
-        _OUTPUT_CONFIG = _output_config_class()
-    return _OUTPUT_CONFIG
+    return _config_class("OutputQuantizeConfig", _output_config_class)
+
+
+def sparse_conv_transpose_quantize_config():
+    return _config_class("SparseConvTransposeQuantizeConfig", _sparse_transpose_config_class)
 
 
 def custom_objects() -> dict:
@@ -82,6 +112,7 @@ def custom_objects() -> dict:
         "ReflectionPadding2D": ReflectionPadding2D,
         "BilinearUpsampling": BilinearUpsampling,
         "OutputQuantizeConfig": output_quantize_config(),
+        "SparseConvTransposeQuantizeConfig": sparse_conv_transpose_quantize_config(),
     }
 
 
@@ -240,6 +271,8 @@ def quantize_aware(model, preserve_sparsity: bool = False, fold_batch_norm: bool
         clone = layer.__class__.from_config(layer.get_config())
         if isinstance(layer, keras.layers.InputLayer):
             return clone
+        if preserve_sparsity and type(layer) is keras.layers.Conv2DTranspose:
+            return quantization.quantize_annotate_layer(clone, quantize_config=sparse_conv_transpose_quantize_config()())
         if _registry_handles(registry, clone):
             return quantization.quantize_annotate_layer(clone)
         fallbacks.append(f"{layer.name} ({type(layer).__name__})")
