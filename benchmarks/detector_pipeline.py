@@ -1,15 +1,17 @@
 """A 320x320 detector's full pipeline against its invoke alone (issue target: pipeline p50 <= 1.15x
 invoke p50, i.e. letterbox + normalization + decoding + NMS under 15%).
 
-    python benchmarks/detector_pipeline.py [--model DIR/yolo_int8.tflite] [--threads 2] [--runs 100]
-                                           [--every-point-a-candidate]
+    python benchmarks/detector_pipeline.py [--model DIR/yolo_int8.tflite | --weights DIR/model.keras]
+                                           [--threads 2] [--runs 100] [--every-point-a-candidate]
 
 Without --model, yolo_edgenet at 320x320 (4 classes) is built, trained for nothing, and converted
 to int8 with builtin:shapes calibration; its class biases start at the 1% prior, so few points
 pass the 0.25 score threshold. ``--every-point-a-candidate`` sets those biases just above the
 threshold instead, so nearly all 2,100 x 4 point-class scores pass: the 1,000-candidate cap and NMS
 over 1,000 overlapping boxes, a worse case for post-processing than any trained model gives.
-With a trained file the decoding sees real candidates. Frames are
+With a trained file the decoding sees real candidates: ``--weights`` takes a trained YOLO .keras
+(e.g. the quickstart's DIR/model.keras, trained at 128x128), rebuilds its graph at 320x320 (every
+layer is size-agnostic) with those weights, and converts it to int8 like the default. Frames are
 640x480 camera-sized images of the shapes generator (so letterboxing really resizes).
 """
 
@@ -22,14 +24,28 @@ import time
 import numpy as np
 
 
-def _default_model(every_point_a_candidate: bool) -> bytes:
-    import edgecnn
-    from edgecnn.data.samples import load_input_samples
-    from edgecnn.export.convert import convert
-    from edgecnn.models.yolo import detection_layout
-    from edgecnn.runtime.metadata import write_metadata
+SIZE = 320
 
-    model = edgecnn.create_model("yolo_edgenet", input_shape=(320, 320, 3), num_classes=4)
+
+def _trained_at_320(path: str):
+    """A trained detector's graph with a 320x320 input and the same weights."""
+    from edgecnn._keras import keras
+    from edgecnn.export.keras_io import load_model
+
+    trained = load_model(path)
+    config = trained.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["batch_input_shape"] = [None, SIZE, SIZE, trained.input_shape[-1]]
+    model = keras.Model.from_config(config)
+    model.set_weights(trained.get_weights())
+    return model
+
+
+def _untrained(every_point_a_candidate: bool):
+    import edgecnn
+
+    model = edgecnn.create_model("yolo_edgenet", input_shape=(SIZE, SIZE, 3), num_classes=4)
     if every_point_a_candidate:
         threshold_logit = float(np.log(0.25 / 0.75))
         for layer in model.layers:
@@ -37,7 +53,16 @@ def _default_model(every_point_a_candidate: bool) -> bytes:
                 kernel, bias = layer.get_weights()
                 # just above the threshold (int8 rounding must not push them below), a little spread
                 layer.set_weights([kernel * 0.05, np.full_like(bias, threshold_logit + 0.5)])
-    images, classes = load_input_samples("builtin:shapes", (320, 320, 3), 32, "train")
+    return model
+
+
+def _int8_file(model) -> bytes:
+    from edgecnn.data.samples import load_input_samples
+    from edgecnn.export.convert import convert
+    from edgecnn.models.yolo import detection_layout
+    from edgecnn.runtime.metadata import write_metadata
+
+    images, classes = load_input_samples("builtin:shapes", (SIZE, SIZE, 3), 32, "train")
     data = convert(model, "int8", lambda: ([image[None]] for image in images))
     return write_metadata(data, {"task": "detection", "labels": classes, "decoding": detection_layout(model),
                                  "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}}})
@@ -52,12 +77,17 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a detector .tflite (default: an untrained yolo_edgenet at 320)")
+    parser.add_argument("--weights", help="a trained YOLO .keras, rebuilt at 320x320 and converted to int8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--every-point-a-candidate", action="store_true",
                         help="untrained model whose scores sit at the threshold (worst case for NMS)")
     args = parser.parse_args()
-    data = open(args.model, "rb").read() if args.model else _default_model(args.every_point_a_candidate)
+    if args.model:
+        data = open(args.model, "rb").read()
+    else:
+        model = _trained_at_320(args.weights) if args.weights else _untrained(args.every_point_a_candidate)
+        data = _int8_file(model)
     detector = Detector(data, accelerator="cpu", threads=args.threads)
     frames = [cv2.resize(s.image, (640, 480)) for s in load_shapes("val", 20).samples]
     batch = np.random.default_rng(0).uniform(0, 1, detector.runner.inputs[0].shape).astype(np.float32)
