@@ -10,7 +10,14 @@ import pytest
 
 from edgecnn.data.detection import DetectionSample, DetectionSet, load_coco, load_shapes
 from edgecnn.data.specs import parse_spec
-from edgecnn.data.transforms import hflip, letterbox, masks_to_boxes, scale_translate, transform_boxes
+from edgecnn.data.transforms import (
+    hflip,
+    letterbox,
+    letterbox_normalized,
+    masks_to_boxes,
+    scale_translate,
+    transform_boxes,
+)
 from edgecnn.runtime.detection import anchor_points, batched_nms, decode_boxes, iou_matrix, postprocess
 
 
@@ -32,6 +39,18 @@ def test_flip_and_zoom_keep_boxes_on_the_masks():
             whole = (transform_boxes(boxes[kept_boxes], scale, dx, dy) == box_only).all(axis=1)
             assert np.array_equal(kept, kept_boxes)
             assert np.abs(moved[whole] - box_only[whole]).max(initial=0) <= scale + 1.01
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (100, 37), (64, 64), (300, 90), (17, 500)])
+@pytest.mark.parametrize("scale,offset", [(1 / 255, 0.0), (1 / 127.5, -1.0)])
+def test_fused_letterbox_equals_letterbox_then_normalize(shape, scale, offset):
+    """The runtime Detector's fused path gives the same input as letterbox + normalization."""
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    expected_image, expected_fit = letterbox(image, 96, 128)
+    out = np.full((96, 128, 3), np.nan, np.float32)  # every pixel must be written
+    fit = letterbox_normalized(image, out, scale, offset)
+    assert fit == expected_fit
+    np.testing.assert_allclose(out, expected_image.astype(np.float32) * scale + offset, rtol=0, atol=1e-6)
 
 
 def test_letterbox_maps_boxes_there_and_back():

@@ -32,9 +32,8 @@ class Letterbox:
         return out
 
 
-def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = PAD_VALUE,
-              interpolation: int | None = None) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping the aspect ratio and pad (centred) to ``height`` x ``width``."""
+def _fitted(image: np.ndarray, height: int, width: int, interpolation: int | None):
+    """The image resized to fit ``height`` x ``width`` with its aspect ratio, and where it goes."""
     import cv2
 
     source_h, source_w = image.shape[:2]
@@ -43,11 +42,39 @@ def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = PAD_V
     if interpolation is None:
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation) if (new_w, new_h) != (source_w, source_h) else image
-    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
-    shape = (height, width, *image.shape[2:])
-    canvas = np.full(shape, pad_value, image.dtype)
-    canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized
-    return canvas, Letterbox(scale, float(pad_x), float(pad_y))
+    return resized, Letterbox(scale, float((width - new_w) // 2), float((height - new_h) // 2))
+
+
+def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = PAD_VALUE,
+              interpolation: int | None = None) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad (centred) to ``height`` x ``width``."""
+    resized, fit = _fitted(image, height, width, interpolation)
+    pad_x, pad_y = int(fit.pad_x), int(fit.pad_y)
+    canvas = np.full((height, width, *image.shape[2:]), pad_value, image.dtype)
+    canvas[pad_y:pad_y + resized.shape[0], pad_x:pad_x + resized.shape[1]] = resized
+    return canvas, fit
+
+
+def letterbox_normalized(image: np.ndarray, out: np.ndarray, scale: float, offset: float,
+                         pad_value: int = PAD_VALUE) -> Letterbox:
+    """``letterbox`` written straight into the float (H, W, C) buffer ``out`` as
+    ``pixel * scale + offset`` (same pixels as letterboxing and then normalizing). The runtime's
+    per-frame path: one resize and one pass over the pixels, no padded uint8 canvas and no float
+    copies."""
+    height, width = out.shape[:2]
+    resized, fit = _fitted(image, height, width, None)
+    top, left = int(fit.pad_y), int(fit.pad_x)
+    bottom, right = top + resized.shape[0], left + resized.shape[1]
+    fill = np.float32(pad_value * scale + offset)
+    out[:top] = fill
+    out[bottom:] = fill
+    out[top:bottom, :left] = fill
+    out[top:bottom, right:] = fill
+    region = out[top:bottom, left:right]
+    np.multiply(resized, np.float32(scale), out=region, casting="unsafe")
+    if offset:
+        region += np.float32(offset)
+    return fit
 
 
 def transform_boxes(boxes: np.ndarray, scale: float, shift_x: float, shift_y: float) -> np.ndarray:
