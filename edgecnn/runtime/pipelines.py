@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from edgecnn.data.images import to_model_input
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import Engine, dequantize, load_engine, quantize, read_model_bytes
 from edgecnn.runtime.metadata import read_metadata
+
+if TYPE_CHECKING:
+    from edgecnn.data.transforms import Letterbox
 
 log = logging.getLogger("edgecnn.runtime")
 
@@ -170,6 +174,21 @@ def _normalization(metadata: dict) -> tuple[float, float]:
     return float(normalization["scale"]), float(normalization["offset"])
 
 
+def _model_input(rgb: np.ndarray, size: tuple[int, int, int], scale: float, offset: float,
+                 buffer: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+    """The letterboxed, normalized (1, H, W, C) model input and where the image went. RGB models
+    take the fused path into ``buffer`` (reused each frame: the runner copies it in), as
+    pre-processing is a real share of a small model's frame time."""
+    from edgecnn.data.transforms import letterbox, letterbox_normalized
+
+    height, width, channels = size
+    if channels == 3:
+        return buffer, letterbox_normalized(rgb, buffer[0], scale, offset)
+    fitted, fit = letterbox(rgb, height, width)
+    fitted = fitted.mean(axis=2, keepdims=True)
+    return (fitted[None].astype(np.float32) * scale + offset).astype(np.float32), fit
+
+
 @dataclass
 class Detection:
     box: list[float]  # x1, y1, x2, y2 in the original image's pixels
@@ -222,7 +241,7 @@ class Detector:
         self.labels = labels or self.metadata.get("labels")
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
         self.max_detections = max_detections
-        self._input_buffer = np.empty((1, *self.size), np.float32)  # reused: the runner copies it in
+        self._input_buffer = np.empty((1, *self.size), np.float32)
 
     def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Model outputs for a preprocessed (1, H, W, C) float batch in [0, 1]: (boxes, scores)."""
@@ -230,19 +249,12 @@ class Detector:
         return outputs[self.box_output], outputs[1 - self.box_output]
 
     def __call__(self, image: np.ndarray) -> DetectionResult:
-        from edgecnn.data.transforms import letterbox, letterbox_normalized
         from edgecnn.runtime.detection import postprocess
 
         start = time.perf_counter()
         rgb = as_rgb8(image)
-        height, width, channels = self.size
-        if channels == 3:  # the common case, fused: it is a real share of a small model's frame time
-            batch = self._input_buffer
-            fit = letterbox_normalized(rgb, batch[0], self.scale, self.offset)
-        else:
-            fitted, fit = letterbox(rgb, height, width)
-            fitted = fitted.mean(axis=2, keepdims=True)
-            batch = (fitted[None].astype(np.float32) * self.scale + self.offset).astype(np.float32)
+        height, width, _ = self.size
+        batch, fit = _model_input(rgb, self.size, self.scale, self.offset, self._input_buffer)
         invoke_start = time.perf_counter()
         outputs = self.runner(batch)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
@@ -355,6 +367,7 @@ class Segmenter:
         self.num_classes = int(out[-1])
         self.scale, self.offset = _normalization(self.metadata)
         self.labels = labels or self.metadata.get("labels") or [str(i) for i in range(self.num_classes)]
+        self._input_buffer = np.empty((1, *self.size), np.float32)
 
     def class_map(self, unit_image: np.ndarray) -> np.ndarray:
         """Class ids (H, W) at the model's input size for an input-sized float image in [0, 1]."""
@@ -364,18 +377,9 @@ class Segmenter:
     def __call__(self, image: np.ndarray) -> SegmentationResult:
         import cv2
 
-        from edgecnn.data.transforms import letterbox
-
         start = time.perf_counter()
         rgb = as_rgb8(image)
-        height, width, channels = self.size
-        if channels == 3:  # the common case, fused: it is a real share of a small model's frame time
-            batch = self._input_buffer
-            fit = letterbox_normalized(rgb, batch[0], self.scale, self.offset)
-        else:
-            fitted, fit = letterbox(rgb, height, width)
-            fitted = fitted.mean(axis=2, keepdims=True)
-            batch = (fitted[None].astype(np.float32) * self.scale + self.offset).astype(np.float32)
+        batch, fit = _model_input(rgb, self.size, self.scale, self.offset, self._input_buffer)
         invoke_start = time.perf_counter()
         logits = self.runner(batch)[0][0]
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
