@@ -189,7 +189,7 @@ def _int8_kernels(flatbuffer: bytes, min_size: int = 256) -> list[np.ndarray]:
             if tensor.Type() != schema.TensorType.INT8 or isinstance(data, int) or len(shape) not in (2, 4):
                 continue
             if int(np.prod(shape)) >= min_size:
-                kernels.append(np.frombuffer(data.tobytes(), np.int8).reshape(shape))
+                kernels.append(data.view(np.int8).reshape(shape))
     return kernels
 
 

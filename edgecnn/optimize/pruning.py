@@ -69,9 +69,9 @@ def _skip_reason(layer, structure: str) -> str | None:
         return f"{kind} weights are not pruned (only convolution and dense kernels are)"
     if not PruneRegistry.supports(layer):
         return "not supported by tensorflow-model-optimization"
-    if structure == "2:4" and kind == "Conv2DTranspose":
-        return "2:4 sparsity is for Conv2D and Dense kernels (the layout sparse kernels accelerate)"
     if structure == "2:4":
+        if kind == "Conv2DTranspose":
+            return "2:4 sparsity is for Conv2D and Dense kernels (the layout sparse kernels accelerate)"
         fan_in = layer.kernel.shape[-2]
         if fan_in % 4:
             return f"2:4 sparsity needs input channels divisible by 4, this layer has {fan_in}"

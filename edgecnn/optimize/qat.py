@@ -12,6 +12,7 @@ which that scheme does not know, get a config of edgecnn's that does the same.
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 import numpy as np
 
@@ -85,21 +86,9 @@ def _sparse_transpose_config_class():
     return SparseConvTransposeQuantizeConfig
 
 
-_CONFIG_CLASSES: dict[str, type] = {}
-
-
-def _config_class(name: str, make) -> type:
-    if name not in _CONFIG_CLASSES:
-        _CONFIG_CLASSES[name] = make()
-    return _CONFIG_CLASSES[name]
-
-
-def output_quantize_config():
-    return _config_class("OutputQuantizeConfig", _output_config_class)
-
-
-def sparse_conv_transpose_quantize_config():
-    return _config_class("SparseConvTransposeQuantizeConfig", _sparse_transpose_config_class)
+# made once, on first use (tfmot is imported lazily; Keras registers each class by name)
+output_quantize_config = cache(_output_config_class)
+sparse_conv_transpose_quantize_config = cache(_sparse_transpose_config_class)
 
 
 def custom_objects() -> dict:

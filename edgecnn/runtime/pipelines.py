@@ -13,17 +13,14 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgecnn.data.images import to_model_input
+from edgecnn.data.transforms import Letterbox, letterbox, letterbox_normalized
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import Engine, dequantize, load_engine, quantize, read_model_bytes
 from edgecnn.runtime.metadata import read_metadata
-
-if TYPE_CHECKING:
-    from edgecnn.data.transforms import Letterbox
 
 log = logging.getLogger("edgecnn.runtime")
 
@@ -179,8 +176,6 @@ def _model_input(rgb: np.ndarray, size: tuple[int, int, int], scale: float, offs
     """The letterboxed, normalized (1, H, W, C) model input and where the image went. RGB models
     take the fused path into ``buffer`` (reused each frame: the runner copies it in), as
     pre-processing is a real share of a small model's frame time."""
-    from edgecnn.data.transforms import letterbox, letterbox_normalized
-
     height, width, channels = size
     if channels == 3:
         return buffer, letterbox_normalized(rgb, buffer[0], scale, offset)

@@ -11,8 +11,8 @@ import time
 from typing import TextIO
 
 
-def _format(logs: dict) -> str:
-    return " - ".join(f"{name}: {float(value):.4f}" for name, value in logs.items())
+def _rounded(logs: dict) -> dict[str, str]:
+    return {name: f"{float(value):.4f}" for name, value in logs.items()}
 
 
 def epoch_progress(stage: str, stream: TextIO | None = None, bar: bool | None = None):
@@ -44,8 +44,7 @@ def epoch_progress(stage: str, stream: TextIO | None = None, bar: bool | None = 
             if self.bar is not None:
                 self.bar.update(1)
                 if logs:
-                    self.bar.set_postfix({name: f"{float(value):.4f}" for name, value in logs.items()},
-                                         refresh=False)
+                    self.bar.set_postfix(_rounded(logs), refresh=False)
 
         def on_epoch_end(self, epoch, logs=None):
             if self.bar is not None:
@@ -53,8 +52,8 @@ def epoch_progress(stage: str, stream: TextIO | None = None, bar: bool | None = 
                 self.bar.close()
                 self.bar = None
             seconds = time.monotonic() - self.started
-            print(f"{stage} epoch {epoch + 1}/{self._epochs()} - {seconds:.0f}s - {_format(logs or {})}",
-                  file=stream, flush=True)
+            metrics = " - ".join(f"{name}: {value}" for name, value in _rounded(logs or {}).items())
+            print(f"{stage} epoch {epoch + 1}/{self._epochs()} - {seconds:.0f}s - {metrics}", file=stream, flush=True)
 
         def on_train_end(self, logs=None):
             if self.bar is not None:  # stopped mid-epoch (Ctrl-C): leave the terminal clean
