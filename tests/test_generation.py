@@ -115,6 +115,72 @@ def test_int8_generator_calibrates_on_pairs(tmp_path):
     assert (tmp_path / "c.tflite").stat().st_size > 0
 
 
+def _flat_colour_pairs(root, values=(0, 40, 128, 200, 255, 90)):
+    for side in ("A", "B"):
+        (root / side).mkdir(parents=True)
+    for index, value in enumerate(values):
+        image = np.full((40, 40, 3), value, np.uint8)
+        cv2.imwrite(str(root / "A" / f"{index}.png"), image)
+        cv2.imwrite(str(root / "B" / f"{index}.png"), 255 - image)
+
+
+@pytest.fixture(scope="module")
+def aborting_int8_file(tmp_path_factory):
+    """An int8 CycleGAN file calibrated on flat-colour images: its instance norms see zero
+    variance, and LiteRT 2.3 aborts (SIGABRT) setting up its SQUARED_DIFFERENCE kernel."""
+    from edgecnn._keras import keras
+    from edgecnn.export.convert import convert
+
+    root = tmp_path_factory.mktemp("aborting")
+    keras.utils.set_random_seed(0)
+    model = edgecnn.create_model("test_cyclegan")
+    model.save(root / "c.keras")
+
+    def calibration():
+        for value in (-1.0, 0.5, -0.2, 1.0):
+            yield [np.full((1, 32, 32, 3), value, np.float32)]
+
+    path = root / "c_int8.tflite"
+    path.write_bytes(convert(model, "int8", calibration))  # the pure function: no load check
+    return path
+
+
+def test_probe_catches_the_abort_and_names_the_op(aborting_int8_file):
+    from edgecnn.runtime.probe import probe, require_loads
+
+    data = aborting_int8_file.read_bytes()
+    result = probe(data, threads=1)
+    assert not result.ok and result.signal_name == "SIGABRT"  # what this process was spared
+    with pytest.raises(edgecnn.EdgeCNNError, match=r"SIGABRT.*SQUARED_DIFFERENCE \(test_cyclegan/c7s1_in/"):
+        require_loads(data, "c_int8.tflite", threads=1)
+    from edgecnn.runtime.pipelines import Translator
+
+    with pytest.raises(edgecnn.EdgeCNNError, match="crashes the LiteRT runtime"):
+        Translator(data, accelerator="cpu")
+
+
+def test_runtime_commands_exit_2_on_a_file_the_runtime_aborts_on(aborting_int8_file, tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for command in (["benchmark", str(aborting_int8_file), "--accelerator", "cpu", "--runs", "1"],
+                    ["predict", str(aborting_int8_file), str(tmp_path), "--out", str(tmp_path / "p"),
+                     "--accelerator", "cpu"]):
+        result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", *command], capture_output=True,
+                                text=True, env=env, timeout=300)
+        assert result.returncode == 2, (command, result.returncode, result.stderr[-2000:])
+        assert "SIGABRT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_convert_refuses_a_file_the_runtime_aborts_on(aborting_int8_file, tmp_path, capsys):
+    """The same conversion through `edgecnn convert`: exit 2 with the cause, no file, no signal."""
+    _flat_colour_pairs(tmp_path / "flat")
+    out = tmp_path / "c_int8.tflite"
+    code = main(["convert", str(aborting_int8_file.parent / "c.keras"), "--target", "int8", "--out", str(out),
+                 "--calibration", f"pairs:{tmp_path / 'flat'}", "--samples", "2", "--calibration-samples", "4"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "SIGABRT" in err and "SQUARED_DIFFERENCE" in err and "4 of its 4 images are one flat colour" in err
+
+
 def _generation_recipe(train: str, loss: str, extra: list[str] = ()):
     from edgecnn.training.recipe import recipe_from_dict
 

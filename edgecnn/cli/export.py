@@ -149,6 +149,7 @@ def convert_to_report(args: argparse.Namespace) -> dict:
 
     log(f"converting to {args.target} ({target.description}), builtin ops only")
     flatbuffer = convert(model, args.target, calibration)
+    _require_loads(flatbuffer, args, calibration_images if target.needs_calibration and args.calibration else None)
     labels = read_labels(args.labels) or class_names
     metadata = {
         "task": task,
@@ -174,6 +175,25 @@ def convert_to_report(args: argparse.Namespace) -> dict:
     if args.report:
         atomic_write_text(args.report, json.dumps(report, indent=2))
     return report
+
+
+def _require_loads(flatbuffer: bytes, args: argparse.Namespace, calibration_images) -> None:
+    """Load and run the new file once in a child process first: a file the runtime aborts on
+    must end as an error here, not as a signal that kills `convert` (or, later, a device)."""
+    from edgecnn.runtime.gpu import use_software_gpu
+    from edgecnn.runtime.probe import require_loads
+
+    use_software_gpu()  # the verification runs it on the GPU accelerator too: so does the probe
+    fix = "Convert it again; if it keeps happening, report it with the model and the command."
+    if calibration_images is not None:
+        flat = sum(float(image.std()) < 1 / 255 for image in calibration_images)
+        fix = (f"int8 ranges come from the calibration data ({args.calibration}"
+               + (f"; {flat} of its {len(calibration_images)} images are one flat colour, which leaves "
+                  "normalization layers with zero variance" if flat else "")
+               + "): calibrate on varied, representative images of the task, or train with QAT "
+               "(`edgecnn train` with qat in the recipe) and convert the QAT model without --calibration.")
+    require_loads(flatbuffer, f"The converted {args.target} file (not written to {args.out})",
+                  threads=args.threads, gpu=True, fix=fix)
 
 
 def _print_summary(report: dict) -> None:

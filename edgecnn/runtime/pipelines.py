@@ -29,12 +29,23 @@ ACCELERATORS = ("auto", "cpu", "gpu")
 
 class Runner:
     """Float arrays in, float arrays out, on the chosen accelerator. ``backend``,
-    ``accelerator`` and ``fully_accelerated`` say what actually ran."""
+    ``accelerator`` and ``fully_accelerated`` say what actually ran. With ``probe`` (the default)
+    the model is first loaded and run once in a child process (about 0.1 s on the CPU, more when
+    the GPU compiles it), so that a file the native runtime aborts on raises an EdgeCNNError."""
 
     def __init__(self, data: bytes, accelerator: str = "auto", threads: int | None = None,
-                 delegate: str | os.PathLike | None = None) -> None:
+                 delegate: str | os.PathLike | None = None, probe: bool = True) -> None:
         if accelerator not in ACCELERATORS:
             raise EdgeCNNError(f"Unknown accelerator '{accelerator}'.", f"Choose one of: {', '.join(ACCELERATORS)}.")
+        if accelerator == "gpu":
+            from edgecnn.runtime.gpu import use_software_gpu
+
+            use_software_gpu()  # before the probe, whose child inherits the Vulkan driver choice
+        if probe:  # a file the native runtime aborts on ends as an error, not a dead process
+            from edgecnn.runtime.probe import require_loads
+
+            require_loads(read_model_bytes(data), "The model", threads=threads, gpu=accelerator != "cpu",
+                          delegate=str(delegate) if delegate else None)
         # an external delegate library (old Pi images: tflite_runtime + a GPU delegate .so) takes
         # the place of LiteRT's own GPU accelerator; whether it took every op is not reported
         self.engine: Engine = load_engine(data, threads=threads, delegate=delegate)
@@ -47,10 +58,8 @@ class Runner:
             self._try_gpu(data, required=accelerator == "gpu")
 
     def _try_gpu(self, data: bytes, required: bool) -> None:
-        from edgecnn.runtime.gpu import GpuRunner, use_software_gpu
+        from edgecnn.runtime.gpu import GpuRunner
 
-        if required:
-            use_software_gpu()
         try:
             runner = GpuRunner(data)
         except (ImportError, RuntimeError) as error:

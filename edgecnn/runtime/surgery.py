@@ -48,3 +48,10 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
 def _has_data(buffer) -> bool:
     """A constant tensor's buffer holds its bytes; an activation's is empty."""
     return buffer is not None and buffer.data is not None and len(buffer.data) > 0
+
+
+def output_tensor_name(data: bytes) -> str:
+    """The name of the first output tensor of the main subgraph (converters name tensors after
+    the layer that produced them, e.g. ``model/block1_norm/SquaredDifference``)."""
+    graph = _schema().Model.GetRootAs(data, 0).Subgraphs(0)
+    return (graph.Tensors(graph.Outputs(0)).Name() or b"").decode(errors="replace")
