@@ -77,6 +77,13 @@ def test_convert_every_target_with_report_and_metadata(capsys, tmp_path, digits_
     x, labels, _ = load_classification_samples("builtin:digits", SIZE, limit=64)
     predictions = np.array([np.argmax(engine(image[None])[0]) for image in x])
     assert np.mean(predictions == labels) > 0.85  # quantized I/O is (de)quantized correctly
+    # the pipelines' path: the input written in place (into the interpreter's own tensor when it
+    # is float), then invoke; the same outputs as a call with the array
+    for image, other in zip(x[:3], x[3:6]):
+        expected = engine(image[None])
+        engine(other[None])  # so that a write that missed the interpreter would show
+        assert engine.write_input(lambda target: np.copyto(target, image[None]) or "filled") == "filled"
+        assert all(np.array_equal(a, b) for a, b in zip(engine.invoke(), expected))
 
     if gpu_runner is not None and target in ("fp32", "fp16"):
         assert report["gpu"]["fully_accelerated"] is True and report["gpu"]["unsupported_ops"] == []

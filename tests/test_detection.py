@@ -99,21 +99,30 @@ def test_class_aware_nms():
     assert batched_nms(boxes, scores, np.zeros(4, int), 0.5).tolist() == [0, 3]
 
 
-def test_nms_stopped_early_is_the_head_of_the_full_result(rng):
-    corners = rng.uniform(0, 300, (800, 2)).astype(np.float32)
-    boxes = np.concatenate([corners, corners + rng.uniform(5, 40, (800, 2)).astype(np.float32)], axis=1)
-    scores, classes = rng.uniform(0, 1, 800).astype(np.float32), rng.integers(0, 3, 800)
+@pytest.mark.parametrize("count", [1, 7, 16, 17, 60, 128, 129, 800])  # each NMS implementation and its edges
+def test_nms_is_the_textbook_greedy_and_stops_early_at_the_head(rng, count):
+    # clustered boxes (a detector's neighbouring points on one object) and scattered ones, tied scores
+    objects = max(1, count // 6)
+    which = rng.integers(0, objects, count)
+    scattered = rng.uniform(0, 1, (count, 1)) < 0.2
+    corners = np.where(scattered, rng.uniform(0, 300, (count, 2)),
+                       rng.uniform(20, 280, (objects, 2))[which] + rng.normal(0, 2, (count, 2)))
+    sizes = np.where(scattered, rng.uniform(5, 40, (count, 2)), rng.uniform(20, 40, (objects, 2))[which])
+    boxes = np.concatenate([corners, corners + sizes], axis=1).astype(np.float32)
+    scores = np.round(rng.uniform(0, 1, count), 2).astype(np.float32)
+    classes = rng.integers(0, 2, count)
     full = batched_nms(boxes, scores, classes, 0.5)
-    assert len(full) > 100
-    # the textbook definition, one box at a time against the full IoU matrix
+    # the textbook definition, one box at a time against the full IoU matrix, ties in index order
     overlaps = iou_matrix(boxes, boxes) * (classes[:, None] == classes[None, :])
-    reference, removed = [], np.zeros(800, bool)
-    for index in np.argsort(-scores):
+    reference, removed = [], np.zeros(count, bool)
+    for index in np.argsort(-scores, kind="stable"):
         if not removed[index]:
             reference.append(index)
             removed |= overlaps[index] > 0.5
     assert full.tolist() == reference
-    assert batched_nms(boxes, scores, classes, 0.5, max_keep=100).tolist() == full[:100].tolist()
+    assert 0 < len(full) and (count < 7 or len(full) < count)  # both outcomes occur
+    head = max(1, len(full) // 2)
+    assert batched_nms(boxes, scores, classes, 0.5, max_keep=head).tolist() == full[:head].tolist()
 
 
 def test_postprocess_keeps_the_confident_points():
@@ -218,7 +227,12 @@ def test_detector_matches_keras_postprocessing_in_original_pixels(tiny_detector_
     wide = np.concatenate([image, image], axis=1)  # 128 x 256: letterboxed into 64 x 64
     result = detector(wide)
     fitted, fit = letterbox(wide, 64, 64)
-    boxes, scores = (np.asarray(t) for t in model(fitted[None].astype(np.float32) / 255.0))
+    batch = fitted[None].astype(np.float32) / 255.0
+    boxes, scores = detector.raw(batch)
+    # the file computes what Keras does; the pipeline is then compared on the file's own numbers
+    # (an untrained model's scores nearly tie, and 1e-6 of difference may reorder NMS)
+    keras_boxes, keras_scores = (np.asarray(t) for t in model(batch))
+    assert np.abs(boxes - keras_boxes).max() < 1e-4 and np.abs(scores - keras_scores).max() < 1e-4
     expected = postprocess(boxes[0], scores[0], (64, 64), (8, 16, 32), 0.0, 0.5, 20)
     expected_boxes = fit.to_original(expected.boxes, 256, 128)
     assert len(result.detections) == len(expected.boxes) == 20

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ _BACKENDS = (
     ("tf.lite", "tensorflow.lite"),
 )
 _FLATBUFFER_ID = b"TFL3"
+T = TypeVar("T")
 
 
 def available_backends() -> list[str]:
@@ -125,6 +127,7 @@ class Engine:
         self.backend = backend
         self.delegate: str | None = None  # path of an external delegate library, when one is used
         self.inputs = [_tensor_info(d) for d in interpreter.get_input_details()]
+        self._scratch: np.ndarray | None = None
         self.outputs = _in_model_order(interpreter, [_tensor_info(d) for d in interpreter.get_output_details()])
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
@@ -138,6 +141,28 @@ class Engine:
                     "Resize the image to the model's input size (the runtime pipelines do this for you).",
                 )
             self.interpreter.set_tensor(info.index, quantize(array, info))
+        return self.invoke()
+
+    def write_input(self, fill: Callable[[np.ndarray], T]) -> T:
+        """Let ``fill`` write the (first) input as float32 values and return what it returns; then
+        call ``invoke``. A float input is written straight into the interpreter's own tensor: a
+        frame's pixels are not copied a second time (on a small model that copy is a visible
+        share of the frame). Other inputs go through a float scratch buffer and are quantized."""
+        info = self.inputs[0]
+        if info.quantized or info.dtype != np.float32:
+            if self._scratch is None:
+                self._scratch = np.empty(info.shape, np.float32)
+            result = fill(self._scratch)
+            self.interpreter.set_tensor(info.index, quantize(self._scratch, info))
+            return result
+        view = self.interpreter.tensor(info.index)()
+        try:
+            return fill(view)
+        finally:
+            del view  # invoke() refuses to run while a view of the interpreter's memory is alive
+
+    def invoke(self) -> list[np.ndarray]:
+        """Run on the inputs set (``__call__`` or ``write_input``); dequantized float outputs."""
         try:
             self.interpreter.invoke()
             return [dequantize(self.interpreter.get_tensor(info.index), info) for info in self.outputs]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from edgecnn.runtime.engine import Engine, dequantize, load_engine, quantize, re
 from edgecnn.runtime.metadata import read_metadata
 
 log = logging.getLogger("edgecnn.runtime")
+T = TypeVar("T")
 
 ACCELERATORS = ("auto", "cpu", "gpu")
 
@@ -51,6 +54,7 @@ class Runner:
         self.engine: Engine = load_engine(data, threads=threads, delegate=delegate)
         self.inputs, self.outputs = self.engine.inputs, self.engine.outputs
         self.gpu = None
+        self._gpu_input: np.ndarray | None = None
         self.backend, self.accelerator, self.fully_accelerated = self.engine.backend, "cpu", None
         if delegate:
             self.accelerator = f"delegate:{Path(delegate).name}"
@@ -79,6 +83,21 @@ class Runner:
             return self.engine(*arrays)
         raw = self.gpu([quantize(np.asarray(a), info) for a, info in zip(arrays, self.inputs)])
         return [dequantize(o, info) for o, info in zip(raw, self.outputs)]
+
+    def write_input(self, fill: Callable[[np.ndarray], T]) -> T:
+        """``fill`` writes the first input's float values in place (into the interpreter's own
+        tensor on the CPU); ``invoke`` then runs the model. Returns what ``fill`` returns."""
+        if self.gpu is None:
+            return self.engine.write_input(fill)
+        if self._gpu_input is None:
+            self._gpu_input = np.empty(self.inputs[0].shape, np.float32)
+        return fill(self._gpu_input)
+
+    def invoke(self) -> list[np.ndarray]:
+        """Run the model on the input ``write_input`` wrote."""
+        if self.gpu is None:
+            return self.engine.invoke()
+        return self(self._gpu_input)
 
 
 @dataclass
@@ -180,17 +199,18 @@ def _normalization(metadata: dict) -> tuple[float, float]:
     return float(normalization["scale"]), float(normalization["offset"])
 
 
-def _model_input(rgb: np.ndarray, size: tuple[int, int, int], scale: float, offset: float,
-                 buffer: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-    """The letterboxed, normalized (1, H, W, C) model input and where the image went. RGB models
-    take the fused path into ``buffer`` (reused each frame: the runner copies it in), as
-    pre-processing is a real share of a small model's frame time."""
-    height, width, channels = size
+def _write_model_input(rgb: np.ndarray, scale: float, offset: float, target: np.ndarray) -> Letterbox:
+    """Letterbox ``rgb`` into the (1, H, W, C) float ``target`` as ``pixel * scale + offset`` and
+    say where the image went. RGB models take the fused path (one resize, one pass over the
+    pixels, straight into the runner's input): pre-processing is a real share of a small
+    model's frame time."""
+    height, width, channels = target.shape[1:]
     if channels == 3:
-        return buffer, letterbox_normalized(rgb, buffer[0], scale, offset)
+        return letterbox_normalized(rgb, target[0], scale, offset)
     fitted, fit = letterbox(rgb, height, width)
-    fitted = fitted.mean(axis=2, keepdims=True)
-    return (fitted[None].astype(np.float32) * scale + offset).astype(np.float32), fit
+    np.multiply(fitted.mean(axis=2, keepdims=True), scale, out=target[0], casting="unsafe")
+    target += np.float32(offset)
+    return fit
 
 
 @dataclass
@@ -245,7 +265,6 @@ class Detector:
         self.labels = labels or self.metadata.get("labels")
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
         self.max_detections = max_detections
-        self._input_buffer = np.empty((1, *self.size), np.float32)
 
     def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Model outputs for a preprocessed (1, H, W, C) float batch in [0, 1]: (boxes, scores)."""
@@ -258,15 +277,15 @@ class Detector:
         start = time.perf_counter()
         rgb = as_rgb8(image)
         height, width, _ = self.size
-        batch, fit = _model_input(rgb, self.size, self.scale, self.offset, self._input_buffer)
+        fit = self.runner.write_input(lambda target: _write_model_input(rgb, self.scale, self.offset, target))
         invoke_start = time.perf_counter()
-        outputs = self.runner(batch)
+        outputs = self.runner.invoke()
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         found = postprocess(outputs[self.box_output][0], outputs[1 - self.box_output][0], (height, width),
                             self.strides, self.score_threshold, self.iou_threshold, self.max_detections)
         boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
-        detections = [Detection([round(float(v), 2) for v in box], float(score), int(cls), self._label(int(cls)))
-                      for box, score, cls in zip(boxes, found.scores, found.classes)]
+        detections = [Detection(box, score, cls, self._label(cls)) for box, score, cls in
+                      zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
         return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
 
     def _label(self, index: int) -> str:
@@ -371,7 +390,6 @@ class Segmenter:
         self.num_classes = int(out[-1])
         self.scale, self.offset = _normalization(self.metadata)
         self.labels = labels or self.metadata.get("labels") or [str(i) for i in range(self.num_classes)]
-        self._input_buffer = np.empty((1, *self.size), np.float32)
 
     def class_map(self, unit_image: np.ndarray) -> np.ndarray:
         """Class ids (H, W) at the model's input size for an input-sized float image in [0, 1]."""
@@ -383,9 +401,9 @@ class Segmenter:
 
         start = time.perf_counter()
         rgb = as_rgb8(image)
-        batch, fit = _model_input(rgb, self.size, self.scale, self.offset, self._input_buffer)
+        fit = self.runner.write_input(lambda target: _write_model_input(rgb, self.scale, self.offset, target))
         invoke_start = time.perf_counter()
-        logits = self.runner(batch)[0][0]
+        logits = self.runner.invoke()[0][0]
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         inner_w, inner_h = round(rgb.shape[1] * fit.scale), round(rgb.shape[0] * fit.scale)
         x0, y0 = int(fit.pad_x), int(fit.pad_y)
