@@ -2,7 +2,8 @@
 invoke p50, i.e. letterbox + normalization + decoding + NMS under 15%).
 
     python benchmarks/detector_pipeline.py [--model DIR/yolo_int8.tflite | --weights DIR/model.keras]
-                                           [--threads 2] [--runs 100] [--every-point-a-candidate]
+                                           [--target int8|int8-io] [--threads 2] [--runs 100]
+                                           [--every-point-a-candidate]
 
 Without --model, yolo_edgenet at 320x320 (4 classes) is built, trained for nothing, and converted
 to int8 with builtin:shapes calibration; its class biases start at the 1% prior, so few points
@@ -60,14 +61,14 @@ def _untrained(every_point_a_candidate: bool):
     return model
 
 
-def _int8_file(model) -> bytes:
+def _int8_file(model, target: str = "int8") -> bytes:
     from edgecnn.data.samples import load_input_samples
     from edgecnn.export.convert import convert
     from edgecnn.models.yolo import detection_layout
     from edgecnn.runtime.metadata import write_metadata
 
     images, classes = load_input_samples("builtin:shapes", (SIZE, SIZE, 3), 32, "train")
-    data = convert(model, "int8", lambda: ([image[None]] for image in images))
+    data = convert(model, target, lambda: ([image[None]] for image in images))
     return write_metadata(data, {"task": "detection", "labels": classes, "decoding": detection_layout(model),
                                  "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}}})
 
@@ -82,6 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a detector .tflite (default: an untrained yolo_edgenet at 320)")
     parser.add_argument("--weights", help="a trained YOLO .keras, rebuilt at 320x320 and converted to int8")
+    parser.add_argument("--target", choices=["int8", "int8-io"], default="int8",
+                        help="int8 (float input, normalized in place) or int8-io (int8 input: one 8-bit add per "
+                             "pixel instead of the float pass)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--every-point-a-candidate", action="store_true",
@@ -91,7 +95,7 @@ def main() -> None:
         data = open(args.model, "rb").read()
     else:
         model = _trained_at_320(args.weights) if args.weights else _untrained(args.every_point_a_candidate)
-        data = _int8_file(model)
+        data = _int8_file(model, args.target)
     detector = Detector(data, accelerator="cpu", threads=args.threads)
     frames = [cv2.resize(s.image, (640, 480)) for s in load_shapes("val", 20).samples]
     batch = np.random.default_rng(0).uniform(0, 1, detector.runner.inputs[0].shape).astype(np.float32)
@@ -120,7 +124,7 @@ def main() -> None:
         # the same pipeline on a frame nobody touched since it was made (a cold read from memory)
         stored.append(detector(frames[(index + 7) % len(frames)]).pipeline_ms)
     invoke_p50, pipeline_p50 = percentiles(invoke)["p50"], percentiles(pipeline)["p50"]
-    print(json.dumps({"input": list(detector.size), "threads": args.threads, "runs": args.runs,
+    print(json.dumps({"input": list(detector.size), "input_dtype": str(detector.runner.inputs[0].dtype), "threads": args.threads, "runs": args.runs,
                       "invoke_ms": percentiles(invoke), "pipeline_ms": percentiles(pipeline),
                       "invoke_inside_pipeline_ms": percentiles(inside),
                       "mean_detections": float(np.mean(found)),

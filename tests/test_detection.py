@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -51,6 +52,31 @@ def test_fused_letterbox_equals_letterbox_then_normalize(shape, scale, offset):
     fit = letterbox_normalized(image, out, scale, offset)
     assert fit == expected_fit
     np.testing.assert_allclose(out, expected_image.astype(np.float32) * scale + offset, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype,tensor_scale,zero_point,expect_shift", [
+    (np.int8, 1 / 255, -128, 128),  # the calibrated [0, 1] input: pixel - 128, an 8-bit add
+    (np.uint8, 1 / 255, 0, 0),
+    (np.int8, 0.0041, -120, None),  # a QAT-learned range: a real table look-up, with clipping
+    (np.uint8, 0.0036, 3, None),
+])
+@pytest.mark.parametrize("shape", [(240, 320), (50, 300)])
+def test_quantized_letterbox_equals_normalize_then_quantize(shape, dtype, tensor_scale, zero_point, expect_shift):
+    """The runtime's byte path for 8-bit inputs stores exactly what normalizing the letterboxed
+    frame and quantizing it with the tensor's scale and zero point would."""
+    from edgecnn.data.transforms import byte_shift, letterbox_mapped
+    from edgecnn.runtime.engine import TensorInfo, pixel_table, quantize
+
+    info = TensorInfo("image", (1, 96, 128, 3), np.dtype(dtype), tensor_scale, zero_point, 0)
+    table = pixel_table(info, 1 / 255, 0.0)
+    assert byte_shift(table) == expect_shift
+    image = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    expected_image, expected_fit = letterbox(image, 96, 128)
+    expected = quantize(expected_image.astype(np.float32) * np.float32(1 / 255), info)
+    out = np.full((96, 128, 3), 77, np.uint8)  # a stale value that the pads must overwrite
+    fit = letterbox_mapped(image, out, table, byte_shift(table))
+    assert fit == expected_fit
+    np.testing.assert_array_equal(out.view(dtype), expected)
 
 
 def test_letterbox_maps_boxes_there_and_back():
@@ -240,6 +266,29 @@ def test_detector_matches_keras_postprocessing_in_original_pixels(tiny_detector_
     assert np.abs(got - expected_boxes).max() < 0.05
     assert got[:, [0, 2]].max() <= 256 and got[:, [1, 3]].max() <= 128
     assert {d.label for d in result.detections} <= {"circle", "rectangle", "triangle", "star"}
+
+
+def test_int8_io_detector_takes_the_byte_path_with_the_same_result(tiny_detector_file):
+    """An int8-io file: the Detector writes the int8 input through the byte table (an 8-bit add
+    here), and finds what the reference path (normalize in float, quantize) finds."""
+    from edgecnn.export.convert import convert
+    from edgecnn.runtime.metadata import read_metadata, write_metadata
+    from edgecnn.runtime.pipelines import Detector
+
+    model, path = tiny_detector_file
+    images = [cv2.resize(s.image, (64, 64)).astype(np.float32)[None] / 255 for s in load_shapes("train", 8).samples]
+    images[0][0, 0, 0], images[0][0, 0, 1] = 0.0, 1.0  # the input range is exactly [0, 1]
+    data = write_metadata(convert(model, "int8-io", lambda: ([image] for image in images)),
+                          read_metadata(path.read_bytes()))
+    fast = Detector(data, accelerator="cpu", score_threshold=0.0, max_detections=30)
+    reference = Detector(data, accelerator="cpu", score_threshold=0.0, max_detections=30)
+    assert fast.runner.inputs[0].dtype == np.int8 and fast._write_frame.shift == 128
+    reference._write_frame.table = None  # normalize in float, then quantize with the tensor's parameters
+    for sample in load_shapes("val", 3).samples:
+        frame = np.concatenate([sample.image, sample.image[:40]], axis=0)  # letterboxed with pads
+        got, expected = fast(frame), reference(frame)
+        assert [d.box for d in got.detections] == [d.box for d in expected.detections]
+        assert [d.score for d in got.detections] == [d.score for d in expected.detections]
 
 
 def test_detector_without_metadata_asks_for_strides(tiny_detector_file, tmp_path):

@@ -143,13 +143,15 @@ class Engine:
             self.interpreter.set_tensor(info.index, quantize(array, info))
         return self.invoke()
 
-    def write_input(self, fill: Callable[[np.ndarray], T]) -> T:
-        """Let ``fill`` write the (first) input as float32 values and return what it returns; then
-        call ``invoke``. A float input is written straight into the interpreter's own tensor: a
-        frame's pixels are not copied a second time (on a small model that copy is a visible
-        share of the frame). Other inputs go through a float scratch buffer and are quantized."""
+    def write_input(self, fill: Callable[[np.ndarray], T], raw: bool = False) -> T:
+        """Let ``fill`` write the (first) input and return what it returns; then call ``invoke``.
+        ``fill`` writes float32 values, or with ``raw`` values in the tensor's own dtype (e.g.
+        int8 through ``pixel_table``). A float input, or any with ``raw``, is written straight
+        into the interpreter's own tensor: a frame's pixels are not copied a second time (on a
+        small model that copy is a visible share of the frame). Otherwise ``fill`` writes a
+        float scratch buffer that is then quantized."""
         info = self.inputs[0]
-        if info.quantized or info.dtype != np.float32:
+        if not raw and (info.quantized or info.dtype != np.float32):
             if self._scratch is None:
                 self._scratch = np.empty(info.shape, np.float32)
             result = fill(self._scratch)
@@ -160,6 +162,12 @@ class Engine:
             return fill(view)
         finally:
             del view  # invoke() refuses to run while a view of the interpreter's memory is alive
+
+    def pixel_table(self, scale: float, offset: float) -> np.ndarray | None:
+        """For an 8-bit quantized (first) input: the 256-entry table, as raw bytes, from a pixel
+        value to the stored value of ``pixel * scale + offset``, the same numbers ``quantize``
+        gives; one table look-up per pixel replaces normalizing and quantizing. None otherwise."""
+        return pixel_table(self.inputs[0], scale, offset)
 
     def invoke(self) -> list[np.ndarray]:
         """Run on the inputs set (``__call__`` or ``write_input``); dequantized float outputs."""
@@ -179,6 +187,13 @@ def quantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
     limits = np.iinfo(info.dtype)
     values = np.round(array / info.scale) + info.zero_point
     return np.clip(values, limits.min, limits.max).astype(info.dtype)
+
+
+def pixel_table(info: TensorInfo, scale: float, offset: float) -> np.ndarray | None:
+    if not info.quantized or info.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        return None
+    values = np.arange(256, dtype=np.float32) * np.float32(scale) + np.float32(offset)  # as the float path
+    return quantize(values, info).view(np.uint8)
 
 
 def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from edgecnn.data.images import to_model_input
-from edgecnn.data.transforms import Letterbox, letterbox, letterbox_normalized
+from edgecnn.data.transforms import Letterbox, byte_shift, letterbox, letterbox_mapped, letterbox_normalized
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import Engine, dequantize, load_engine, quantize, read_model_bytes
 from edgecnn.runtime.metadata import read_metadata
@@ -84,14 +84,20 @@ class Runner:
         raw = self.gpu([quantize(np.asarray(a), info) for a, info in zip(arrays, self.inputs)])
         return [dequantize(o, info) for o, info in zip(raw, self.outputs)]
 
-    def write_input(self, fill: Callable[[np.ndarray], T]) -> T:
-        """``fill`` writes the first input's float values in place (into the interpreter's own
-        tensor on the CPU); ``invoke`` then runs the model. Returns what ``fill`` returns."""
+    def write_input(self, fill: Callable[[np.ndarray], T], raw: bool = False) -> T:
+        """``fill`` writes the first input in place (into the interpreter's own tensor on the
+        CPU): float values, or with ``raw`` the tensor's own dtype (see ``pixel_table``);
+        ``invoke`` then runs the model. Returns what ``fill`` returns."""
         if self.gpu is None:
-            return self.engine.write_input(fill)
+            return self.engine.write_input(fill, raw)
         if self._gpu_input is None:
             self._gpu_input = np.empty(self.inputs[0].shape, np.float32)
         return fill(self._gpu_input)
+
+    def pixel_table(self, scale: float, offset: float) -> np.ndarray | None:
+        """The pixel -> stored value table of an 8-bit quantized input (None on the GPU, which
+        takes float input here, and for float models)."""
+        return self.engine.pixel_table(scale, offset) if self.gpu is None else None
 
     def invoke(self) -> list[np.ndarray]:
         """Run the model on the input ``write_input`` wrote."""
@@ -199,18 +205,38 @@ def _normalization(metadata: dict) -> tuple[float, float]:
     return float(normalization["scale"]), float(normalization["offset"])
 
 
-def _write_model_input(rgb: np.ndarray, scale: float, offset: float, target: np.ndarray) -> Letterbox:
-    """Letterbox ``rgb`` into the (1, H, W, C) float ``target`` as ``pixel * scale + offset`` and
-    say where the image went. RGB models take the fused path (one resize, one pass over the
-    pixels, straight into the runner's input): pre-processing is a real share of a small
-    model's frame time."""
+def _write_model_input(rgb: np.ndarray, scale: float, offset: float, table: np.ndarray | None,
+                       shift: int | None, target: np.ndarray) -> Letterbox:
+    """Letterbox ``rgb`` into the (1, H, W, C) ``target`` as ``pixel * scale + offset`` and say
+    where the image went. RGB models take a fused path (one resize and one pass over the pixels,
+    straight into the runner's input), as pre-processing is a real share of a small model's
+    frame time: a float input is normalized in place; an 8-bit quantized one (``table``, with
+    ``target`` in the tensor's own dtype) gets one byte-table look-up per pixel."""
     height, width, channels = target.shape[1:]
     if channels == 3:
+        if table is not None:
+            return letterbox_mapped(rgb, target[0].view(np.uint8), table, shift)
         return letterbox_normalized(rgb, target[0], scale, offset)
     fitted, fit = letterbox(rgb, height, width)
     np.multiply(fitted.mean(axis=2, keepdims=True), scale, out=target[0], casting="unsafe")
     target += np.float32(offset)
     return fit
+
+
+class _FrameInput:
+    """Writes a frame into a runner's input: the byte-table path when the input is 8-bit
+    quantized and RGB, the float path otherwise."""
+
+    def __init__(self, runner: Runner, scale: float, offset: float) -> None:
+        self.runner, self.scale, self.offset = runner, scale, offset
+        channels = runner.inputs[0].shape[-1]
+        self.table = runner.pixel_table(scale, offset) if channels == 3 else None
+        self.shift = byte_shift(self.table) if self.table is not None else None
+
+    def __call__(self, rgb: np.ndarray) -> Letterbox:
+        return self.runner.write_input(
+            lambda target: _write_model_input(rgb, self.scale, self.offset, self.table, self.shift, target),
+            raw=self.table is not None)
 
 
 @dataclass
@@ -262,6 +288,7 @@ class Detector:
         self.size = tuple(int(d) for d in shape[1:])
         self.box_output = 0 if self.runner.outputs[0].shape[-1] == 4 else 1
         self.scale, self.offset = _normalization(self.metadata)
+        self._write_frame = _FrameInput(self.runner, self.scale, self.offset)
         self.labels = labels or self.metadata.get("labels")
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
         self.max_detections = max_detections
@@ -277,7 +304,7 @@ class Detector:
         start = time.perf_counter()
         rgb = as_rgb8(image)
         height, width, _ = self.size
-        fit = self.runner.write_input(lambda target: _write_model_input(rgb, self.scale, self.offset, target))
+        fit = self._write_frame(rgb)
         invoke_start = time.perf_counter()
         outputs = self.runner.invoke()
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
@@ -389,6 +416,7 @@ class Segmenter:
         self.size = tuple(int(d) for d in shape[1:])
         self.num_classes = int(out[-1])
         self.scale, self.offset = _normalization(self.metadata)
+        self._write_frame = _FrameInput(self.runner, self.scale, self.offset)
         self.labels = labels or self.metadata.get("labels") or [str(i) for i in range(self.num_classes)]
 
     def class_map(self, unit_image: np.ndarray) -> np.ndarray:
@@ -401,7 +429,7 @@ class Segmenter:
 
         start = time.perf_counter()
         rgb = as_rgb8(image)
-        fit = self.runner.write_input(lambda target: _write_model_input(rgb, self.scale, self.offset, target))
+        fit = self._write_frame(rgb)
         invoke_start = time.perf_counter()
         logits = self.runner.invoke()[0][0]
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
