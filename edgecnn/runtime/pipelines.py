@@ -47,8 +47,9 @@ class Runner:
         if probe:  # a file the native runtime aborts on ends as an error, not a dead process
             from edgecnn.runtime.probe import require_loads
 
-            require_loads(read_model_bytes(data), "The model", threads=threads, gpu=accelerator != "cpu",
-                          delegate=str(delegate) if delegate else None)
+            # with an external delegate the GPU accelerator is not used, so the child skips it too
+            require_loads(read_model_bytes(data), "The model", threads=threads,
+                          gpu=accelerator != "cpu" and not delegate, delegate=str(delegate) if delegate else None)
         # an external delegate library (old Pi images: tflite_runtime + a GPU delegate .so) takes
         # the place of LiteRT's own GPU accelerator; whether it took every op is not reported
         self.engine: Engine = load_engine(data, threads=threads, delegate=delegate)
