@@ -142,8 +142,9 @@ def _nms_vector(boxes: np.ndarray, order: np.ndarray, iou_threshold: float, max_
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
                 max_keep: int | None = None) -> np.ndarray:
-    """Class-aware NMS: boxes of different classes never suppress each other (each class is
-    shifted into its own region of the plane, one NMS pass for all)."""
+    """Class-aware NMS: boxes of different classes never suppress each other. A handful of boxes
+    compare their classes directly; more are shifted, each class into its own region of the
+    plane, for one NMS pass over all."""
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
     if len(boxes) <= SMALL_NMS:  # the common case on a trained model: compare classes, skip the shift
