@@ -124,7 +124,8 @@ def main() -> None:
         # the same pipeline on a frame nobody touched since it was made (a cold read from memory)
         stored.append(detector(frames[(index + 7) % len(frames)]).pipeline_ms)
     invoke_p50, pipeline_p50 = percentiles(invoke)["p50"], percentiles(pipeline)["p50"]
-    print(json.dumps({"input": list(detector.size), "input_dtype": str(detector.runner.inputs[0].dtype), "threads": args.threads, "runs": args.runs,
+    print(json.dumps({"input": list(detector.size), "input_dtype": str(detector.runner.inputs[0].dtype),
+                      "threads": args.threads, "runs": args.runs,
                       "invoke_ms": percentiles(invoke), "pipeline_ms": percentiles(pipeline),
                       "invoke_inside_pipeline_ms": percentiles(inside),
                       "mean_detections": float(np.mean(found)),

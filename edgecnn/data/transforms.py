@@ -42,13 +42,26 @@ def _fitted(image: np.ndarray, height: int, width: int, interpolation: int | Non
     return resized, Letterbox(scale, float((width - new_w) // 2), float((height - new_h) // 2))
 
 
+def _letterbox_into(image: np.ndarray, out: np.ndarray, fill, interpolation: int | None = None):
+    """Resize ``image`` to fit ``out`` (H, W, ...), fill the padding of ``out`` with ``fill`` and
+    return the resized image, the view of ``out`` it belongs in (not yet written) and the fit."""
+    height, width = out.shape[:2]
+    resized, fit = _fitted(image, height, width, interpolation)
+    top, left = int(fit.pad_y), int(fit.pad_x)
+    bottom, right = top + resized.shape[0], left + resized.shape[1]
+    out[:top] = fill
+    out[bottom:] = fill
+    out[top:bottom, :left] = fill
+    out[top:bottom, right:] = fill
+    return resized, out[top:bottom, left:right], fit
+
+
 def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = PAD_VALUE,
               interpolation: int | None = None) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping the aspect ratio and pad (centred) to ``height`` x ``width``."""
-    resized, fit = _fitted(image, height, width, interpolation)
-    pad_x, pad_y = int(fit.pad_x), int(fit.pad_y)
-    canvas = np.full((height, width, *image.shape[2:]), pad_value, image.dtype)
-    canvas[pad_y:pad_y + resized.shape[0], pad_x:pad_x + resized.shape[1]] = resized
+    canvas = np.empty((height, width, *image.shape[2:]), image.dtype)
+    resized, region, fit = _letterbox_into(image, canvas, pad_value, interpolation)
+    region[...] = resized
     return canvas, fit
 
 
@@ -58,16 +71,7 @@ def letterbox_normalized(image: np.ndarray, out: np.ndarray, scale: float, offse
     ``pixel * scale + offset`` (same pixels as letterboxing and then normalizing). The runtime's
     per-frame path: one resize and one pass over the pixels, no padded uint8 canvas and no float
     copies."""
-    height, width = out.shape[:2]
-    resized, fit = _fitted(image, height, width, None)
-    top, left = int(fit.pad_y), int(fit.pad_x)
-    bottom, right = top + resized.shape[0], left + resized.shape[1]
-    fill = np.float32(pad_value * scale + offset)
-    out[:top] = fill
-    out[bottom:] = fill
-    out[top:bottom, :left] = fill
-    out[top:bottom, right:] = fill
-    region = out[top:bottom, left:right]
+    resized, region, fit = _letterbox_into(image, out, np.float32(pad_value * scale + offset))
     np.copyto(region, resized)  # a plain cast, then an in-place float multiply: faster than one mixed-type ufunc
     region *= np.float32(scale)
     if offset:
@@ -90,16 +94,7 @@ def letterbox_mapped(image: np.ndarray, out: np.ndarray, table: np.ndarray, shif
     (or, with ``shift`` from ``byte_shift``, one 8-bit add), a quarter of a float input's bytes."""
     import cv2
 
-    height, width = out.shape[:2]
-    resized, fit = _fitted(image, height, width, None)
-    top, left = int(fit.pad_y), int(fit.pad_x)
-    bottom, right = top + resized.shape[0], left + resized.shape[1]
-    fill = table[pad_value]
-    out[:top] = fill
-    out[bottom:] = fill
-    out[top:bottom, :left] = fill
-    out[top:bottom, right:] = fill
-    region = out[top:bottom, left:right]
+    resized, region, fit = _letterbox_into(image, out, table[pad_value])
     if shift is None:
         region[...] = cv2.LUT(resized, table)
     else:

@@ -68,16 +68,32 @@ MATRIX_NMS = 128  # candidates up to which one pairwise IoU matrix beats a NumPy
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:
     """Greedy NMS; indices of the kept boxes, best first. A box is dropped when its IoU with a
     kept, better-scored box exceeds ``iou_threshold``. Greedy NMS keeps boxes in score order, so
-    stopping at ``max_keep`` gives exactly the first ``max_keep`` of the full result.
+    stopping at ``max_keep`` gives exactly the first ``max_keep`` of the full result."""
+    return _greedy_nms(boxes, scores, None, iou_threshold, max_keep)
 
-    Three equivalent implementations, by candidate count, because on a small detector this runs
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
+                max_keep: int | None = None) -> np.ndarray:
+    """Class-aware NMS: boxes of different classes never suppress each other."""
+    return _greedy_nms(boxes, scores, classes, iou_threshold, max_keep)
+
+
+def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | None, iou_threshold: float,
+                max_keep: int | None) -> np.ndarray:
+    """Three equivalent implementations, by candidate count, because on a small detector this runs
     every frame and its fixed costs show: a trained model leaves a handful of candidates (plain
-    Python on floats), tens (one IoU matrix), or up to the 1,000-candidate cap (one vector pass
-    per kept box, which bounds memory)."""
+    Python on floats, comparing classes directly), tens (one IoU matrix), or up to the
+    1,000-candidate cap (one vector pass per kept box, which bounds memory). The last two see
+    each class shifted into its own region of the plane, so one pass serves all classes."""
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
     order = np.argsort(-scores, kind="stable")
     max_keep = len(order) if max_keep is None else max_keep
     if len(order) <= SMALL_NMS:
-        return _nms_python(boxes[order].tolist(), order, iou_threshold, max_keep)
+        return _nms_python(boxes[order].tolist(), order, iou_threshold, max_keep,
+                           None if classes is None else classes[order].tolist())
+    if classes is not None:
+        boxes = boxes + classes.astype(np.float32)[:, None] * (boxes.max() + 1.0)
     if len(order) <= MATRIX_NMS:
         return _nms_matrix(boxes[order], order, iou_threshold, max_keep)
     return _nms_vector(boxes, order, iou_threshold, max_keep)
@@ -138,21 +154,6 @@ def _nms_vector(boxes: np.ndarray, order: np.ndarray, iou_threshold: float, max_
         overlaps = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
         order = rest[overlaps <= iou_threshold]
     return np.array(keep, np.int64)
-
-
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
-                max_keep: int | None = None) -> np.ndarray:
-    """Class-aware NMS: boxes of different classes never suppress each other. A handful of boxes
-    compare their classes directly; more are shifted, each class into its own region of the
-    plane, for one NMS pass over all."""
-    if len(boxes) == 0:
-        return np.zeros(0, np.int64)
-    if len(boxes) <= SMALL_NMS:  # the common case on a trained model: compare classes, skip the shift
-        order = np.argsort(-scores, kind="stable")
-        return _nms_python(boxes[order].tolist(), order, iou_threshold,
-                           len(order) if max_keep is None else max_keep, classes[order].tolist())
-    offset = classes.astype(np.float32)[:, None] * (boxes.max() + 1.0)
-    return nms(boxes + offset, scores, iou_threshold, max_keep)
 
 
 @dataclass

@@ -163,12 +163,6 @@ class Engine:
         finally:
             del view  # invoke() refuses to run while a view of the interpreter's memory is alive
 
-    def pixel_table(self, scale: float, offset: float) -> np.ndarray | None:
-        """For an 8-bit quantized (first) input: the 256-entry table, as raw bytes, from a pixel
-        value to the stored value of ``pixel * scale + offset``, the same numbers ``quantize``
-        gives; one table look-up per pixel replaces normalizing and quantizing. None otherwise."""
-        return pixel_table(self.inputs[0], scale, offset)
-
     def invoke(self) -> list[np.ndarray]:
         """Run on the inputs set (``__call__`` or ``write_input``); dequantized float outputs."""
         try:
@@ -190,6 +184,9 @@ def quantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
 
 
 def pixel_table(info: TensorInfo, scale: float, offset: float) -> np.ndarray | None:
+    """For an 8-bit quantized input: the 256-entry table, as raw bytes, from a pixel value to
+    the stored value of ``pixel * scale + offset``, the same numbers ``quantize`` gives; one table
+    look-up per pixel replaces normalizing and quantizing. None otherwise."""
     if not info.quantized or info.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
         return None
     values = np.arange(256, dtype=np.float32) * np.float32(scale) + np.float32(offset)  # as the float path

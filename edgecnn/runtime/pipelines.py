@@ -21,7 +21,7 @@ import numpy as np
 from edgecnn.data.images import to_model_input
 from edgecnn.data.transforms import Letterbox, byte_shift, letterbox, letterbox_mapped, letterbox_normalized
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.engine import Engine, dequantize, load_engine, quantize, read_model_bytes
+from edgecnn.runtime.engine import Engine, dequantize, load_engine, pixel_table, quantize, read_model_bytes
 from edgecnn.runtime.metadata import read_metadata
 
 log = logging.getLogger("edgecnn.runtime")
@@ -98,7 +98,7 @@ class Runner:
     def pixel_table(self, scale: float, offset: float) -> np.ndarray | None:
         """The pixel -> stored value table of an 8-bit quantized input (None on the GPU, which
         takes float input here, and for float models)."""
-        return self.engine.pixel_table(scale, offset) if self.gpu is None else None
+        return pixel_table(self.inputs[0], scale, offset) if self.gpu is None else None
 
     def invoke(self) -> list[np.ndarray]:
         """Run the model on the input ``write_input`` wrote."""

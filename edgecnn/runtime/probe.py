@@ -20,9 +20,13 @@ from edgecnn.errors import EdgeCNNError
 
 @dataclass(frozen=True)
 class ProbeResult:
-    ok: bool  # the child loaded and ran the model, or failed with an ordinary Python error
     signal_name: str | None = None  # the signal that killed the child, if one did
     timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The child loaded and ran the model, or failed with an ordinary Python error."""
+        return self.signal_name is None and not self.timed_out
 
 
 def probe(data: bytes, threads: int | None = None, gpu: bool = False, delegate: str | None = None,
@@ -36,10 +40,10 @@ def probe(data: bytes, threads: int | None = None, gpu: bool = False, delegate: 
         finished = subprocess.run(command, input=data, capture_output=True, timeout=timeout,
                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     except subprocess.TimeoutExpired:
-        return ProbeResult(ok=False, timed_out=True)
+        return ProbeResult(timed_out=True)
     if finished.returncode < 0:
-        return ProbeResult(ok=False, signal_name=_signal_name(-finished.returncode))
-    return ProbeResult(ok=True)
+        return ProbeResult(signal_name=_signal_name(-finished.returncode))
+    return ProbeResult()
 
 
 def _signal_name(number: int) -> str:
@@ -86,7 +90,7 @@ def require_loads(data: bytes, what: str, threads: int | None = None, gpu: bool 
     """Raise an EdgeCNNError, instead of letting this process die, when ``data`` crashes the
     runtime. ``what`` names the file in the message; ``fix`` replaces the generic advice."""
     result = probe(data, threads=threads, gpu=gpu, delegate=delegate)
-    if result.ok or result.timed_out:  # a slow load is not a crash: go on and let it run here
+    if result.signal_name is None:  # no crash (a slow load is not one: go on and let it run here)
         return
     try:
         culprits = crashing_operators(data, threads)
