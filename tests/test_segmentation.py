@@ -265,6 +265,35 @@ def test_segmenter_returns_class_maps_at_the_original_size(tiny_unet_file):
     assert draw_segmentation(image, result).shape == (30, 60, 3)
 
 
+def test_int8_io_segmenter_takes_the_argmax_of_the_stored_integers(tiny_unet_file):
+    """An int8-io file's logits are not dequantized for the argmax; the class map is the one the
+    dequantized logits give."""
+    import cv2
+
+    from edgecnn.data.detection import load_shapes
+    from edgecnn.data.transforms import letterbox
+    from edgecnn.export.convert import convert
+    from edgecnn.runtime.metadata import read_metadata, write_metadata
+    from edgecnn.runtime.pipelines import Segmenter
+
+    model, path = tiny_unet_file
+    images = load_shapes_semantic((32, 32, 3), "train", 8).images
+    data = write_metadata(convert(model, "int8-io", lambda: ([image[None]] for image in images)),
+                          read_metadata(path.read_bytes()))
+    segmenter = Segmenter(data, accelerator="cpu")
+    assert segmenter.runner.outputs[0].dtype == np.int8
+    for sample in load_shapes("val", 2).samples:
+        frame = np.concatenate([sample.image, sample.image[:30]], axis=0)  # letterboxed with pads
+        result = segmenter(frame)
+        logits = segmenter.runner.invoke()[0][0]  # the same input, dequantized
+        fit = letterbox(frame, 32, 32)[1]  # 158 x 128 -> 32 x 26, padded left and right
+        left, width = int(fit.pad_x), round(128 * fit.scale)
+        inside = logits[:, left:left + width].argmax(axis=-1).astype(np.uint8)
+        assert left > 0 and len(np.unique(inside)) > 1  # padded, and not a trivially constant map
+        expected = cv2.resize(inside, (128, 158), interpolation=cv2.INTER_NEAREST)
+        assert np.array_equal(result.class_map, expected)
+
+
 def test_eval_of_a_segmenter_matches_keras(tiny_unet_file):
     from edgecnn.evaluation import evaluate_keras_segmenter, evaluate_tflite_segmenter
 

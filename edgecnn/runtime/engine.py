@@ -163,11 +163,14 @@ class Engine:
         finally:
             del view  # invoke() refuses to run while a view of the interpreter's memory is alive
 
-    def invoke(self) -> list[np.ndarray]:
-        """Run on the inputs set (``__call__`` or ``write_input``); dequantized float outputs."""
+    def invoke(self, dequantized: bool = True) -> list[np.ndarray]:
+        """Run on the inputs set (``__call__`` or ``write_input``); float outputs, or with
+        ``dequantized=False`` the outputs as stored (an int8 output stays int8), for a caller that
+        needs no float values (an argmax) or times the model alone."""
         try:
             self.interpreter.invoke()
-            return [dequantize(self.interpreter.get_tensor(info.index), info) for info in self.outputs]
+            outputs = [self.interpreter.get_tensor(info.index) for info in self.outputs]
+            return [dequantize(o, info) for o, info in zip(outputs, self.outputs)] if dequantized else outputs
         except (RuntimeError, ValueError) as error:  # a damaged file can load and still fail here
             raise EdgeCNNError(
                 f"The model failed to run on {self.backend} ({str(error).strip().splitlines()[-1]}).",

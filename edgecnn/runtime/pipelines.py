@@ -100,11 +100,13 @@ class Runner:
         takes float input here, and for float models)."""
         return pixel_table(self.inputs[0], scale, offset) if self.gpu is None else None
 
-    def invoke(self) -> list[np.ndarray]:
-        """Run the model on the input ``write_input`` wrote."""
+    def invoke(self, dequantized: bool = True) -> list[np.ndarray]:
+        """Run the model on the input ``write_input`` wrote; ``dequantized=False``: the outputs
+        as stored (see ``Engine.invoke``)."""
         if self.gpu is None:
-            return self.engine.invoke()
-        return self(self._gpu_input)
+            return self.engine.invoke(dequantized)
+        raw = self.gpu([quantize(self._gpu_input, self.inputs[0])])
+        return [dequantize(o, info) for o, info in zip(raw, self.outputs)] if dequantized else raw
 
 
 @dataclass
@@ -432,7 +434,9 @@ class Segmenter:
         rgb = as_rgb8(image)
         fit = self._write_frame(rgb)
         invoke_start = time.perf_counter()
-        logits = self.runner.invoke()[0][0]
+        # an int8 output is read as stored: dequantizing is increasing (one scale > 0 per tensor),
+        # so the argmax of the stored integers is the argmax of the logits, ties included
+        logits = self.runner.invoke(dequantized=False)[0][0]
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         inner_w, inner_h = round(rgb.shape[1] * fit.scale), round(rgb.shape[0] * fit.scale)
         x0, y0 = int(fit.pad_x), int(fit.pad_y)
