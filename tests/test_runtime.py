@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -80,6 +82,75 @@ def test_predict_video(classifier_file, tmp_path):
     assert main(["predict", str(classifier_file), str(video), "--out", str(out), "--accelerator", "cpu"]) == 0
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 7
     assert (out / "annotated.mp4").stat().st_size > 0
+
+
+class _DroppingCamera:
+    """Stands in for cv2.VideoCapture on a camera index: 3 frames, 2 failed reads, 2 frames,
+    then nothing more (unplugged)."""
+
+    script = [True, True, True, False, False, True, True]
+
+    def __init__(self, source):
+        self.source, self.reads, self.released = source, 0, False
+        _DroppingCamera.last = self
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return True
+
+    def read(self):
+        ok = self.reads < len(self.script) and self.script[self.reads]
+        self.reads += 1
+        return ok, (np.full((48, 64, 3), 30 * self.reads, np.uint8) if ok else None)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_camera_that_drops_is_retried_then_predict_ends_cleanly(classifier_file, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(cv2, "VideoCapture", _DroppingCamera)
+    out = tmp_path / "out"
+    assert main(["predict", str(classifier_file), "0", "--out", str(out), "--accelerator", "cpu"]) == 0
+    monkeypatch.undo()  # the real VideoCapture again, to read the annotated video back
+    camera = _DroppingCamera.last
+    # the two failed reads were retried and the stream went on; after the last frame, 1 + 3 retries
+    assert camera.source == 0 and camera.reads == 7 + 4 and camera.released
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == [0, 1, 2, 3, 4]
+    video = cv2.VideoCapture(str(out / "annotated.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    assert "stopped delivering frames" in caplog.text
+
+
+def test_camera_that_does_not_open_is_a_clear_error(classifier_file, tmp_path, capsys):
+    assert main(["predict", str(classifier_file), "57", "--out", str(tmp_path / "out"), "--accelerator", "cpu"]) == 2
+    assert "Could not open video source 57" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_predict_keeps_every_output_complete(classifier_file, tmp_path):
+    video = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for index in range(6000):
+        writer.write(np.full((48, 64, 3), index % 250, np.uint8))
+    writer.release()
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "edgecnn.cli.main", "predict", str(classifier_file), str(video),
+                                "--out", str(out), "--accelerator", "cpu"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    predictions = out / "predictions.jsonl"
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline and (
+            not predictions.exists() or predictions.read_text().count("\n") < 20):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    lines = predictions.read_text().splitlines()
+    assert 20 <= len(lines) < 6000
+    assert [json.loads(line)["frame"] for line in lines] == list(range(len(lines)))  # every line whole
+    annotated = cv2.VideoCapture(str(out / "annotated.mp4"))  # closed properly: it opens and has the frames
+    frames_written = int(annotated.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert abs(frames_written - len(lines)) <= 1
 
 
 def test_predict_on_the_gpu_accelerator(classifier_file, tmp_path, gpu):

@@ -56,7 +56,7 @@ def run_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     writer = None
-    count = 0
+    count, interrupted = 0, False
     with (out / "predictions.jsonl").open("w") as predictions:
         try:
             for frame in frames(args.source):
@@ -84,12 +84,15 @@ def run_predict(args: argparse.Namespace) -> int:
                 count += 1
                 if args.max_frames and count >= args.max_frames:
                     break
-        except KeyboardInterrupt:
-            log("interrupted: outputs so far are flushed")
+        except KeyboardInterrupt:  # the way a camera stream is stopped: keep what was written
+            interrupted = True
         finally:
             if writer is not None:
                 writer.release()
     log(f"{count} frame(s) -> {out / 'predictions.jsonl'}")
+    if interrupted:
+        log("interrupted: every output so far is complete (predictions.jsonl, images, annotated.mp4)")
+        return 130  # the shell's convention for a command stopped by Ctrl-C, as `edgecnn train`
     return 0
 
 

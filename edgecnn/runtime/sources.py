@@ -53,7 +53,9 @@ def _image_files(source: str) -> list[Path] | None:
     return None
 
 
-def _video(source: str | int, retries: int = 3) -> Iterator[Frame]:
+def _video(source: str | int, retries: int = 3, retry_delay: float = 0.2) -> Iterator[Frame]:
+    """Frames of a video file, camera or stream. A camera or stream that stops delivering is
+    read again ``retries`` times, waiting ``retry_delay`` x 1, 2, 3 ... seconds, before it ends."""
     import cv2
 
     capture = cv2.VideoCapture(source)
@@ -70,7 +72,7 @@ def _video(source: str | int, retries: int = 3) -> Iterator[Frame]:
                 if failures > retries:
                     log.warning("camera %r stopped delivering frames; ending", source)
                     break
-                time.sleep(0.2 * failures)
+                time.sleep(retry_delay * failures)
                 continue
             failures = 0
             yield Frame(str(source), index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), is_video=True)
