@@ -84,6 +84,30 @@ def test_predict_video(classifier_file, tmp_path):
     assert (out / "annotated.mp4").stat().st_size > 0
 
 
+def test_without_litert_the_runtime_falls_back_with_the_same_results(classifier_file, odd_images):
+    """A machine without ai-edge-litert (and, like this one, without tflite_runtime) gets the
+    last backend, tf.lite, chosen on its own: same numbers, and the result says which ran."""
+    code = f"""
+import json, sys
+import numpy as np
+from edgecnn.runtime.engine import available_backends, load_engine
+from edgecnn.runtime.pipelines import Classifier
+from edgecnn.runtime.sources import read_image
+litert = Classifier({str(classifier_file)!r}, accelerator="cpu")(read_image({str(odd_images / 'wide.jpg')!r}))
+for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
+    sys.modules[name] = None  # as if not installed: importing it raises ImportError
+fallback = Classifier({str(classifier_file)!r}, accelerator="cpu")
+result = fallback(read_image({str(odd_images / 'wide.jpg')!r}))
+print(json.dumps({{"backends": available_backends(), "backend": fallback.runner.backend,
+                  "same": np.allclose([p.score for p in litert.top_k], [p.score for p in result.top_k], atol=1e-5),
+                  "labels": [p.label for p in result.top_k] == [p.label for p in litert.top_k]}}))
+"""
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report == {"backends": ["tf.lite"], "backend": "tf.lite", "same": True, "labels": True}
+
+
 class _DroppingCamera:
     """Stands in for cv2.VideoCapture on a camera index: 3 frames, 2 failed reads, 2 frames,
     then nothing more (unplugged)."""
@@ -171,6 +195,42 @@ def test_benchmark_json(classifier_file, capsys):
     assert {"backend", "accelerator", "fully_accelerated", "invoke_ms", "pipeline_ms"} <= set(result)
     assert result["accelerator"] == "cpu" and result["invoke_ms"]["p50"] > 0
     assert result["pipeline_ms"]["p50"] >= result["invoke_ms"]["p50"] * 0.5
+
+
+def test_metadata_reader_needs_no_schema_and_survives_corrupt_files(classifier_file):
+    """The runtime reads its metadata from the flatbuffer bytes itself (old Pi images have no
+    ai-edge-litert schema module). On 400 corrupted copies it gives the metadata, None or an
+    EdgeCNNError, never another exception."""
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.runtime.metadata import read_metadata
+
+    data = classifier_file.read_bytes()
+    metadata = read_metadata(data)
+    assert metadata["task"] == "classification" and len(metadata["labels"]) == 10
+    code = f"""
+import sys
+sys.modules["ai_edge_litert"] = None
+from edgecnn.runtime.metadata import read_metadata
+print(read_metadata(open({str(classifier_file)!r}, "rb").read())["task"])
+"""
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert completed.stdout.strip() == "classification", completed.stderr[-2000:]
+    rng = np.random.default_rng(7)
+    outcomes = {"metadata": 0, "none": 0, "error": 0}
+    for index in range(400):
+        damaged = bytearray(data)
+        if index % 2:  # flip bytes, half of them in the first 4 KiB where the tables point from
+            for position in rng.integers(0, 4096 if index % 4 == 1 else len(data), 8):
+                damaged[position] ^= int(rng.integers(1, 256))
+        else:  # truncate
+            damaged = damaged[:int(rng.integers(8, len(data)))]
+        try:
+            found = read_metadata(bytes(damaged))
+        except EdgeCNNError:
+            outcomes["error"] += 1
+            continue
+        outcomes["none" if found is None else "metadata"] += 1
+    assert outcomes["error"] > 0 and outcomes["metadata"] > 0, outcomes
 
 
 def test_third_party_model_without_metadata_runs(tmp_path, capsys):

@@ -22,7 +22,7 @@ from edgecnn.errors import EdgeCNNError
 _BACKENDS = (
     ("litert", "ai_edge_litert.interpreter"),
     ("tflite_runtime", "tflite_runtime.interpreter"),
-    ("tf.lite", "tensorflow.lite"),
+    ("tf.lite", "tensorflow.lite.python.interpreter"),  # tf.lite.Interpreter (the package itself lacks it)
 )
 _FLATBUFFER_ID = b"TFL3"
 T = TypeVar("T")
