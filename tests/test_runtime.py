@@ -314,6 +314,34 @@ def test_base_install_alone_runs_predict(classifier_file, odd_images, tmp_path):
     assert result.returncode == 2 and 'pip install "edgecnn[train]"' in result.stderr
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="tflite-runtime's last release (2.14) has wheels up to 3.11")
+def test_old_pi_image_with_tflite_runtime_and_numpy_1_runs_predict(classifier_file, odd_images, tmp_path):
+    """An old Raspberry Pi OS image: tflite-runtime 2.14 on NumPy 1, no ai-edge-litert and no
+    TensorFlow. predict picks tflite_runtime, reads the metadata and gives LiteRT's labels."""
+    repo = Path(__file__).parent.parent
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    for packages in (["tflite-runtime==2.14.0", "numpy<2", "opencv-python-headless"], ["--no-deps", str(repo)]):
+        install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *packages],
+                                 capture_output=True, text=True, timeout=900)
+        assert install.returncode == 0, install.stderr[-3000:]
+    missing = subprocess.run([str(python), "-c", "import ai_edge_litert"], capture_output=True, text=True)
+    assert missing.returncode != 0
+    results = {}
+    for name, command in (("old", [str(venv / "bin" / "edgecnn")]), ("litert", [sys.executable, "-m",
+                                                                               "edgecnn.cli.main"])):
+        out = tmp_path / name
+        result = subprocess.run([*command, "predict", str(classifier_file), str(odd_images), "--out", str(out),
+                                 "--accelerator", "cpu"], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        results[name] = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert {r["backend"] for r in results["old"]} == {"tflite_runtime"}
+    assert {r["backend"] for r in results["litert"]} == {"litert"}
+    assert [[p["label"] for p in r["top_k"]][:2] for r in results["old"]] == \
+        [[p["label"] for p in r["top_k"]][:2] for r in results["litert"]]
+
+
 def test_benchmark_json_on_the_gpu_keeps_stdout_clean(classifier_file, gpu):
     """LiteRT's native GPU set-up logs to stdout; --json must still print exactly one document."""
     result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "benchmark", str(classifier_file),
