@@ -150,6 +150,37 @@ def test_camera_that_does_not_open_is_a_clear_error(classifier_file, tmp_path, c
     assert "Could not open video source 57" in capsys.readouterr().err
 
 
+def test_predict_reads_a_stream_url_and_refuses_a_dead_one(classifier_file, tmp_path, capsys):
+    """A stream over HTTP (OpenCV's FFmpeg reader), served here from a local thread; a URL whose
+    port refuses the connection is a clear error."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    writer = cv2.VideoWriter(str(folder / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for index in range(7):
+        writer.write(np.full((48, 64, 3), index * 30, np.uint8))
+    writer.release()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+        out = tmp_path / "out"
+        assert main(["predict", str(classifier_file), url, "--out", str(out), "--accelerator", "cpu"]) == 0
+        records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        assert [r["frame"] for r in records] == list(range(7)) and {r["source"] for r in records} == {url}
+    finally:
+        server.shutdown()
+        server.server_close()
+    dead = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"  # the server is gone: refused
+    capsys.readouterr()
+    assert main(["predict", str(classifier_file), dead, "--out", str(tmp_path / "dead"), "--accelerator", "cpu"]) == 2
+    assert "Could not open video source" in capsys.readouterr().err
+
+
 def test_ctrl_c_in_predict_keeps_every_output_complete(classifier_file, tmp_path):
     video = tmp_path / "long.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
