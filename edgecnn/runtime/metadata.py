@@ -31,7 +31,7 @@ def read_metadata(data: bytes) -> dict[str, Any] | None:
     try:
         raw = _metadata_buffer(data, METADATA_NAME)
         return None if raw is None else json.loads(raw.decode("utf-8"))
-    except (struct.error, ValueError, UnicodeDecodeError) as error:
+    except (struct.error, ValueError, UnicodeDecodeError, RecursionError) as error:  # JSON nested too deep
         raise EdgeCNNError(
             f"The model's edgecnn metadata could not be read ({type(error).__name__}).",
             "Convert the model again with `edgecnn convert`.",
