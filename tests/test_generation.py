@@ -62,6 +62,7 @@ def test_generators_run_fully_on_the_gpu(name, gpu):
 def test_convert_and_translate_an_image(tmp_path, capsys):
     """convert infers the task, writes [-1, 1] normalization into the file; the Translator gives
     the Keras model's output at the original image size; predict writes it as a PNG."""
+    from edgecnn.data.transforms import resize
     from edgecnn.runtime.pipelines import Translator
 
     model = edgecnn.create_model("test_pix2pix")
@@ -75,7 +76,7 @@ def test_convert_and_translate_an_image(tmp_path, capsys):
     image = np.random.default_rng(1).integers(0, 256, (48, 80, 3), dtype=np.uint8)
     result = Translator(tmp_path / "g.tflite", accelerator="cpu")(image)
     assert result.image.shape == (48, 80, 3) and result.image.dtype == np.uint8
-    resized = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) * 2 / 255 - 1
+    resized = resize(image, 32, 32).astype(np.float32) * 2 / 255 - 1  # the runtime's resize (data.transforms)
     expected = (np.asarray(model(resized[None], training=False))[0] + 1) * 127.5
     expected = cv2.resize(np.clip(np.round(expected), 0, 255).astype(np.uint8), (80, 48),
                           interpolation=cv2.INTER_LINEAR)

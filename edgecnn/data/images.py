@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.data.specs import DataSpec, parse_spec
+from edgecnn.data.transforms import resize
 from edgecnn.errors import EdgeCNNError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -32,7 +33,7 @@ def to_model_input(image: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
         image = np.repeat(image[:, :, None], 3, axis=2)
     elif channels == 1 and image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR)
+    resized = resize(image, width, height)
     if resized.ndim == 2:
         resized = resized[:, :, None]
     return resized.astype(np.float32) / 255.0

@@ -29,6 +29,28 @@ class Letterbox:
         return np.clip(out, 0, np.array([width, height, width, height], np.float32), out=out)
 
 
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` at ``width`` x ``height``, shrunk with area averaging, enlarged bilinearly.
+
+    OpenCV's INTER_AREA is fast only for an exact halving (SIMD 2x2 mean); at other ratios it
+    costs 1.6 ms for 640x480 -> 224x224 and 8.5 ms from 1080p here, more than a small model's
+    invoke. So: exact 2x area halvings while the image stays at least the target size, then one
+    bilinear step for the rest (less than 2x; INTER_AREA when odd sizes stopped the halving early).
+    The same pixels as INTER_AREA for a halving (within one level, rounded once per halving, at
+    4x, 8x ...); elsewhere 30-54 dB PSNR against it on scikit-learn's sample photos, and 3.7-15x
+    faster from 640x480, 1280x720 and 1080p frames (benchmarks/resize.py)."""
+    import cv2
+
+    source_h, source_w = image.shape[:2]
+    while source_w % 2 == 0 and source_h % 2 == 0 and source_w // 2 >= width and source_h // 2 >= height:
+        source_w, source_h = source_w // 2, source_h // 2
+        image = cv2.resize(image, (source_w, source_h), interpolation=cv2.INTER_AREA)
+    if (source_w, source_h) == (width, height):
+        return image
+    shrink = min(source_w / width, source_h / height)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
+
+
 def _fitted(image: np.ndarray, height: int, width: int, interpolation: int | None):
     """The image resized to fit ``height`` x ``width`` with its aspect ratio, and where it goes."""
     import cv2
@@ -36,9 +58,12 @@ def _fitted(image: np.ndarray, height: int, width: int, interpolation: int | Non
     source_h, source_w = image.shape[:2]
     scale = min(height / source_h, width / source_w)
     new_w, new_h = max(1, round(source_w * scale)), max(1, round(source_h * scale))
-    if interpolation is None:
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation) if (new_w, new_h) != (source_w, source_h) else image
+    if (new_w, new_h) == (source_w, source_h):
+        resized = image
+    elif interpolation is None:
+        resized = resize(image, new_w, new_h)
+    else:
+        resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
     return resized, Letterbox(scale, float((width - new_w) // 2), float((height - new_h) // 2))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from edgecnn.data.detection import _split_ids
 from edgecnn.data.specs import DataSpec, parse_spec
+from edgecnn.data.transforms import resize
 from edgecnn.errors import EdgeCNNError
 
 log = logging.getLogger("edgecnn.data")
@@ -52,8 +53,6 @@ def _images_in(folder: Path) -> dict[str, Path]:
 
 
 def _read(path: Path, size) -> np.ndarray | None:
-    import cv2
-
     from edgecnn.data.detection import _read_image
 
     image = _read_image(path)
@@ -61,7 +60,7 @@ def _read(path: Path, size) -> np.ndarray | None:
         log.warning("skipping %s: not a readable image", path)
         return None
     height, width, channels = size
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    image = resize(image, width, height)
     return image.mean(axis=2, keepdims=True).astype(np.uint8) if channels == 1 else image
 
 
@@ -122,7 +121,7 @@ def load_shapes_pairs(size, split: str = "val", limit: int | None = None) -> Tra
     for _ in range(count):
         sample = generate_sample(rng, SHAPES_SIZE)
         labels = cv2.resize(SHAPES_PALETTE[sample.semantic], (width, height), interpolation=cv2.INTER_NEAREST)
-        photo = cv2.resize(sample.image, (width, height), interpolation=cv2.INTER_AREA)
+        photo = resize(sample.image, width, height)
         if channels == 1:
             labels, photo = (x.mean(axis=2, keepdims=True).astype(np.uint8) for x in (labels, photo))
         a.append(labels)

@@ -19,7 +19,8 @@ from typing import TypeVar
 import numpy as np
 
 from edgecnn.data.images import to_model_input
-from edgecnn.data.transforms import Letterbox, byte_shift, letterbox, letterbox_mapped, letterbox_normalized
+from edgecnn.data.transforms import (Letterbox, byte_shift, letterbox, letterbox_mapped, letterbox_normalized,
+                                     resize)
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import Engine, dequantize, load_engine, pixel_table, quantize, read_model_bytes
 from edgecnn.runtime.metadata import read_metadata
@@ -512,7 +513,7 @@ class Translator:
         start = time.perf_counter()
         rgb = as_rgb8(image)
         height, width, channels = self.size
-        resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        resized = resize(rgb, width, height)
         if channels == 1:
             resized = resized.mean(axis=2, keepdims=True)
         batch = (resized[None].astype(np.float32) * self.scale + self.offset).astype(np.float32)
