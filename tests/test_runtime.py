@@ -59,6 +59,37 @@ assert not heavy, heavy
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.parametrize("target", ["fp32", "int8-io"])
+def test_classifier_writes_its_input_in_place_with_the_reference_result(classifier_file, odd_images, tmp_path,
+                                                                          target):
+    """The Classifier resizes and normalizes straight into the model's input (an int8-io file
+    through the byte table); the scores equal those of the reference batch run the plain way."""
+    from edgecnn.export.convert import convert
+    from edgecnn.export.keras_io import load_model
+    from edgecnn.runtime.metadata import read_metadata, write_metadata
+    from edgecnn.runtime.pipelines import Classifier
+    from edgecnn.runtime.sources import read_image
+
+    data = classifier_file.read_bytes()
+    if target != "fp32":
+        model = load_model(classifier_file.parent / "model.keras")
+        calibration = [np.random.default_rng(i).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32) for i in range(4)]
+        calibration[0][0, 0, 0] = [0.0, 1.0, 0.5]  # the input range is exactly [0, 1]
+        data = write_metadata(convert(model, target, lambda: ([c] for c in calibration)), read_metadata(data))
+    classifier = Classifier(data, accelerator="cpu", top_k=10)
+    assert classifier.runner.inputs[0].dtype == (np.int8 if target == "int8-io" else np.float32)
+    assert (classifier._write_frame.table is not None) == (target == "int8-io")
+    for path in sorted(odd_images.glob("*.*")):
+        image = read_image(path)
+        if image is None:
+            continue
+        got = classifier(image)
+        reference = classifier.runner(classifier.preprocess(image))[0].reshape(-1)
+        expected = np.exp(reference - reference.max())
+        expected /= expected.sum()
+        assert np.allclose([p.score for p in got.top_k], np.sort(expected)[::-1], atol=1e-5), path.name
+
+
 def test_predict_handles_odd_images_and_skips_unreadable(classifier_file, odd_images, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["predict", str(classifier_file), str(odd_images), "--out", str(out), "--accelerator", "cpu"]) == 0

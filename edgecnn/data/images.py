@@ -20,6 +20,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 def to_model_input(image: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
     """uint8/uint16 gray, RGB or RGBA image -> float32 (H, W, C) in [0, 1] at the model's size."""
+    return to_model_pixels(image, size).astype(np.float32) / 255.0
+
+
+def to_model_pixels(image: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
+    """uint8/uint16 gray, RGB or RGBA image -> uint8 (H, W, C) at the model's size and channels
+    (RGB, or gray by luminance)."""
     import cv2
 
     height, width, channels = size
@@ -34,9 +40,7 @@ def to_model_input(image: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
     elif channels == 1 and image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     resized = resize(image, width, height)
-    if resized.ndim == 2:
-        resized = resized[:, :, None]
-    return resized.astype(np.float32) / 255.0
+    return resized[:, :, None] if resized.ndim == 2 else resized
 
 
 def _digits(size, limit, split):

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edgecnn.data.images import to_model_input
+from edgecnn.data.images import to_model_input, to_model_pixels
 from edgecnn.data.transforms import (Letterbox, byte_shift, letterbox, letterbox_mapped, letterbox_normalized,
                                      resize)
 from edgecnn.errors import EdgeCNNError
@@ -147,19 +147,22 @@ class Classifier:
             log.warning("the model carries no edgecnn metadata: assuming RGB input scaled to [0, 1]")
             normalization = {"scale": 1 / 255, "offset": 0.0}
         self.scale, self.offset = float(normalization["scale"]), float(normalization["offset"])
+        self._write_frame = _FrameInput(self.runner, self.scale, self.offset, stretch=True)
         self.labels = labels or self.metadata.get("labels")
         self.top_k = top_k
         self.logits = (self.metadata.get("outputs") or [{}])[0].get("kind", "logits") == "logits"
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """The normalized (1, H, W, C) float batch for ``image`` (what ``__call__`` writes into
+        the model's input directly)."""
         unit = to_model_input(image, self.size)  # pixel / 255
         return (unit * (255.0 * self.scale) + self.offset)[None].astype(np.float32)
 
     def __call__(self, image: np.ndarray) -> ClassificationResult:
         start = time.perf_counter()
-        batch = self.preprocess(image)
+        self._write_frame(image)
         invoke_start = time.perf_counter()
-        scores = self.runner(batch)[0].reshape(-1)
+        scores = self.runner.invoke()[0].reshape(-1)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         if self.logits:
             shifted = np.exp(scores - scores.max())
@@ -227,19 +230,48 @@ def _write_model_input(rgb: np.ndarray, scale: float, offset: float, table: np.n
     return fit
 
 
+def _write_pixels(pixels: np.ndarray, scale: float, offset: float, table: np.ndarray | None, shift: int | None,
+                  target: np.ndarray) -> None:
+    """Model-sized uint8 ``pixels`` into the (1, H, W, C) ``target`` as ``pixel * scale +
+    offset``: through the byte table for an 8-bit quantized input, else normalized in place."""
+    if table is not None:
+        out = target[0].view(np.uint8)
+        if shift is None:
+            out[...] = _lookup(pixels, table)
+        else:
+            np.add(pixels, np.uint8(shift), out=out)  # wraps modulo 256, as the table does
+        return
+    np.copyto(target[0], pixels)
+    target *= np.float32(scale)
+    if offset:
+        target += np.float32(offset)
+
+
+def _lookup(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.LUT(pixels, table).reshape(pixels.shape)
+
+
 class _FrameInput:
     """Writes a frame into a runner's input: the byte-table path when the input is 8-bit
-    quantized and RGB, the float path otherwise."""
+    quantized (and RGB, when letterboxing), the float path otherwise. ``stretch``: resized to
+    the input's size and channels, aspect not kept (classification), instead of letterboxed."""
 
-    def __init__(self, runner: Runner, scale: float, offset: float) -> None:
-        self.runner, self.scale, self.offset = runner, scale, offset
-        channels = runner.inputs[0].shape[-1]
-        self.table = runner.pixel_table(scale, offset) if channels == 3 else None
+    def __init__(self, runner: Runner, scale: float, offset: float, stretch: bool = False) -> None:
+        self.runner, self.scale, self.offset, self.stretch = runner, scale, offset, stretch
+        self.size = tuple(int(d) for d in runner.inputs[0].shape[1:])
+        self.table = runner.pixel_table(scale, offset) if stretch or self.size[-1] == 3 else None
         self.shift = byte_shift(self.table) if self.table is not None else None
 
-    def __call__(self, rgb: np.ndarray) -> Letterbox:
+    def __call__(self, image: np.ndarray) -> Letterbox | None:
+        if self.stretch:
+            pixels = to_model_pixels(image, self.size)
+            return self.runner.write_input(
+                lambda target: _write_pixels(pixels, self.scale, self.offset, self.table, self.shift, target),
+                raw=self.table is not None)
         return self.runner.write_input(
-            lambda target: _write_model_input(rgb, self.scale, self.offset, self.table, self.shift, target),
+            lambda target: _write_model_input(image, self.scale, self.offset, self.table, self.shift, target),
             raw=self.table is not None)
 
 
