@@ -60,7 +60,7 @@ def test_fused_letterbox_equals_letterbox_then_normalize(shape, scale, offset):
     (np.int8, 0.0041, -120, None),  # a QAT-learned range: a real table look-up, with clipping
     (np.uint8, 0.0036, 3, None),
 ])
-@pytest.mark.parametrize("shape", [(240, 320), (50, 300)])
+@pytest.mark.parametrize("shape", [(240, 320), (50, 300), (192, 256), (300, 90), (96, 128)])
 def test_quantized_letterbox_equals_normalize_then_quantize(shape, dtype, tensor_scale, zero_point, expect_shift):
     """The runtime's byte path for 8-bit inputs stores exactly what normalizing the letterboxed
     frame and quantizing it with the tensor's scale and zero point would."""
@@ -191,6 +191,62 @@ def test_postprocess_keeps_the_confident_points():
     assert np.allclose(found.boxes[0], [*(centre - 8), *(centre + 8)])
 
 
+@pytest.mark.parametrize("max_candidates", [1000, 10])
+def test_postprocess_on_stored_int8_outputs_equals_dequantizing_first(max_candidates):
+    """int8-io detectors are decoded from their stored integers (threshold on the integers, only
+    candidates dequantized): exactly what dequantizing every output first gives, at thresholds
+    that fall between levels and right at them."""
+    from edgecnn.runtime.engine import dequantize_values
+
+    strides = (8, 16, 32)
+    count = len(anchor_points((64, 64), strides)[0])
+    rng = np.random.default_rng(3)
+    raw_boxes = rng.integers(-128, 128, (count, 4)).astype(np.int8)
+    raw_scores = rng.integers(-128, 128, (count, 3)).astype(np.int8)
+    box_quantization, score_quantization = (0.021, 3), (0.0731, -20)
+    at_levels = [float(1 / (1 + np.exp(-dequantize_values(np.int8(q), *score_quantization)))) for q in (-60, 0, 40)]
+    keep_all = raw_scores.size  # no NMS (IoU threshold 1) and no cap: every candidate is compared
+    for threshold in [0.0, 0.1, 0.25, 0.5, 0.9, 0.99999, *at_levels]:
+        expected = postprocess(dequantize_values(raw_boxes, *box_quantization),
+                               dequantize_values(raw_scores, *score_quantization), (64, 64), strides, threshold,
+                               1.0, keep_all, max_candidates)
+        got = postprocess(raw_boxes, raw_scores, (64, 64), strides, threshold, 1.0, keep_all, max_candidates,
+                          quantization=(box_quantization, score_quantization))
+        assert len(expected.scores) > 0 or threshold > 0.99
+        for name in ("boxes", "scores", "classes"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_few_candidates_plain_python_path_equals_the_vector_path(quantized, monkeypatch):
+    """Up to SMALL_NMS candidates are decoded in plain Python (cheaper right after an invoke):
+    the same detections as the NumPy path, overlapping boxes of two classes included."""
+    import edgecnn.runtime.detection as detection
+    from edgecnn.runtime.engine import dequantize_values
+
+    strides = (8, 16, 32)
+    count = len(anchor_points((64, 64), strides)[0])
+    rng = np.random.default_rng(5)
+    box_quantization, score_quantization = (0.03, -4), (0.09, 10)
+    for trial in range(20):
+        raw_boxes = rng.integers(0, 90, (count, 4)).astype(np.int8)  # 0 .. 2.6: boxes that overlap
+        raw_scores = np.full((count, 2), -128, np.int8)
+        chosen = rng.choice(raw_scores.size, int(rng.integers(1, detection.SMALL_NMS + 1)), replace=False)
+        raw_scores.reshape(-1)[chosen] = rng.integers(0, 100, len(chosen))
+        if not quantized:
+            raw_boxes = dequantize_values(raw_boxes, *box_quantization)
+            raw_scores = dequantize_values(raw_scores, *score_quantization)
+        quantization = (box_quantization, score_quantization) if quantized else None
+        few = postprocess(raw_boxes, raw_scores, (64, 64), strides, 0.3, 0.45, quantization=quantization)
+        monkeypatch.setattr(detection, "SMALL_NMS", 0)
+        vector = postprocess(raw_boxes, raw_scores, (64, 64), strides, 0.3, 0.45, quantization=quantization)
+        monkeypatch.undo()
+        assert few.classes.tolist() == vector.classes.tolist() and len(few.classes) >= 1
+        np.testing.assert_allclose(few.boxes, vector.boxes, rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(few.scores, vector.scores, rtol=1e-6)
+        assert few.boxes.dtype == vector.boxes.dtype and few.scores.dtype == vector.scores.dtype
+
+
 def test_coco_loader_reads_polygons_and_rle_to_the_same_masks(tmp_path):
     from pycocotools import mask as mask_utils
 
@@ -298,7 +354,8 @@ def test_detector_matches_keras_postprocessing_in_original_pixels(tiny_detector_
 
 def test_int8_io_detector_takes_the_byte_path_with_the_same_result(tiny_detector_file):
     """An int8-io file: the Detector writes the int8 input through the byte table (an 8-bit add
-    here), and finds what the reference path (normalize in float, quantize) finds."""
+    here) and decodes the stored int8 outputs, and finds what the reference path (normalize in
+    float, quantize; dequantize the outputs, decode) finds."""
     from edgecnn.export.convert import convert
     from edgecnn.runtime.metadata import read_metadata, write_metadata
     from edgecnn.runtime.pipelines import Detector
@@ -312,6 +369,8 @@ def test_int8_io_detector_takes_the_byte_path_with_the_same_result(tiny_detector
     reference = Detector(data, accelerator="cpu", score_threshold=0.0, max_detections=30)
     assert fast.runner.inputs[0].dtype == np.int8 and fast._write_frame.shift == 128
     reference._write_frame.table = None  # normalize in float, then quantize with the tensor's parameters
+    assert fast._quantization is not None
+    reference._quantization = None  # dequantize every output, then decode in float
     for sample in load_shapes("val", 3).samples:
         frame = np.concatenate([sample.image, sample.image[:40]], axis=0)  # letterboxed with pads
         got, expected = fast(frame), reference(frame)

@@ -29,8 +29,9 @@ class Letterbox:
         return np.clip(out, 0, np.array([width, height, width, height], np.float32), out=out)
 
 
-def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``image`` at ``width`` x ``height``, shrunk with area averaging, enlarged bilinearly.
+def resize(image: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``image`` at ``width`` x ``height``, shrunk with area averaging, enlarged bilinearly;
+    written into ``out`` (a view of the same dtype, e.g. the model's input tensor) when given.
 
     OpenCV's INTER_AREA is fast only for an exact halving (SIMD 2x2 mean); at other ratios it
     costs 1.6 ms for 640x480 -> 224x224 and 8.5 ms from 1080p here, more than a small model's
@@ -42,43 +43,64 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     import cv2
 
     source_h, source_w = image.shape[:2]
-    while source_w % 2 == 0 and source_h % 2 == 0 and source_w // 2 >= width and source_h // 2 >= height:
+    # the last step (a halving or not) is left to the final resize, which can write into ``out``
+    while (source_w % 2 == 0 and source_h % 2 == 0 and source_w // 2 >= width and source_h // 2 >= height
+           and (source_w // 2, source_h // 2) != (width, height)):
         source_w, source_h = source_w // 2, source_h // 2
         image = cv2.resize(image, (source_w, source_h), interpolation=cv2.INTER_AREA)
     if (source_w, source_h) == (width, height):
-        return image
+        if out is None:
+            return image
+        np.copyto(out, image)
+        return out
     shrink = min(source_w / width, source_h / height)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
+    resized = cv2.resize(image, (width, height), dst=out,
+                         interpolation=cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
+    if out is not None and resized is not out:  # an OpenCV that would not write into this view
+        np.copyto(out, resized)
+        return out
+    return resized
+
+
+def _fit(source_h: int, source_w: int, height: int, width: int) -> tuple[int, int, Letterbox]:
+    """Where an image goes when fitted into ``height`` x ``width`` with its aspect ratio: its
+    new width and height and the letterbox."""
+    scale = min(height / source_h, width / source_w)
+    new_w, new_h = max(1, round(source_w * scale)), max(1, round(source_h * scale))
+    return new_w, new_h, Letterbox(scale, float((width - new_w) // 2), float((height - new_h) // 2))
 
 
 def _fitted(image: np.ndarray, height: int, width: int, interpolation: int | None):
     """The image resized to fit ``height`` x ``width`` with its aspect ratio, and where it goes."""
     import cv2
 
-    source_h, source_w = image.shape[:2]
-    scale = min(height / source_h, width / source_w)
-    new_w, new_h = max(1, round(source_w * scale)), max(1, round(source_h * scale))
-    if (new_w, new_h) == (source_w, source_h):
+    new_w, new_h, fit = _fit(*image.shape[:2], height, width)
+    if (new_w, new_h) == image.shape[1::-1]:
         resized = image
     elif interpolation is None:
         resized = resize(image, new_w, new_h)
     else:
         resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    return resized, Letterbox(scale, float((width - new_w) // 2), float((height - new_h) // 2))
+    return resized, fit
+
+
+def _padded_region(out: np.ndarray, new_w: int, new_h: int, fit: Letterbox, fill) -> np.ndarray:
+    """Fill the padding of ``out`` (H, W, ...) around the centred ``new_h`` x ``new_w`` image
+    with ``fill`` and return the view the image belongs in (not yet written)."""
+    top, left = int(fit.pad_y), int(fit.pad_x)
+    bottom, right = top + new_h, left + new_w
+    out[:top] = fill
+    out[bottom:] = fill
+    out[top:bottom, :left] = fill
+    out[top:bottom, right:] = fill
+    return out[top:bottom, left:right]
 
 
 def _letterbox_into(image: np.ndarray, out: np.ndarray, fill, interpolation: int | None = None):
     """Resize ``image`` to fit ``out`` (H, W, ...), fill the padding of ``out`` with ``fill`` and
     return the resized image, the view of ``out`` it belongs in (not yet written) and the fit."""
-    height, width = out.shape[:2]
-    resized, fit = _fitted(image, height, width, interpolation)
-    top, left = int(fit.pad_y), int(fit.pad_x)
-    bottom, right = top + resized.shape[0], left + resized.shape[1]
-    out[:top] = fill
-    out[bottom:] = fill
-    out[top:bottom, :left] = fill
-    out[top:bottom, right:] = fill
-    return resized, out[top:bottom, left:right], fit
+    resized, fit = _fitted(image, *out.shape[:2], interpolation)
+    return resized, _padded_region(out, resized.shape[1], resized.shape[0], fit, fill), fit
 
 
 def letterbox(image: np.ndarray, height: int, width: int, pad_value: int = PAD_VALUE,
@@ -119,11 +141,16 @@ def letterbox_mapped(image: np.ndarray, out: np.ndarray, table: np.ndarray, shif
     (or, with ``shift`` from ``byte_shift``, one 8-bit add), a quarter of a float input's bytes."""
     import cv2
 
-    resized, region, fit = _letterbox_into(image, out, table[pad_value])
+    new_w, new_h, fit = _fit(*image.shape[:2], *out.shape[:2])
+    region = _padded_region(out, new_w, new_h, fit, table[pad_value])
+    # resized straight into the tensor, then mapped in place: no frame-sized temporary
+    resize(image, new_w, new_h, out=region)
     if shift is None:
-        region[...] = cv2.LUT(resized, table)
+        mapped = cv2.LUT(region, table, dst=region)
+        if mapped is not region:  # an OpenCV that would not write into this view
+            region[...] = mapped
     else:
-        np.add(resized, np.uint8(shift), out=region)  # wraps modulo 256, as the table does
+        np.add(region, np.uint8(shift), out=region)  # wraps modulo 256, as the table does
     return fit
 
 

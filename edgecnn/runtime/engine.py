@@ -199,7 +199,13 @@ def pixel_table(info: TensorInfo, scale: float, offset: float) -> np.ndarray | N
 def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
     if not info.quantized:
         return array.astype(np.float32, copy=False)
-    return ((array.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
+    return dequantize_values(array, info.scale, info.zero_point)
+
+
+def dequantize_values(array: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Stored integers -> float32 ``(q - zero_point) * scale``, the one formula every caller uses
+    (so a threshold found on stored values selects exactly what it would on dequantized ones)."""
+    return ((array.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
 def load_delegate(backend: str, library: str | os.PathLike, options: dict | None = None):

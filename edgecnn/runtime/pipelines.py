@@ -323,6 +323,12 @@ class Detector:
                                f"{len(self.runner.outputs)} output(s).")
         self.size = tuple(int(d) for d in shape[1:])
         self.box_output = 0 if self.runner.outputs[0].shape[-1] == 4 else 1
+        # int8 outputs (int8-io files) are decoded from their stored integers: only candidates
+        # get dequantized
+        box_info, score_info = self.runner.outputs[self.box_output], self.runner.outputs[1 - self.box_output]
+        stored = all(info.quantized and info.scale > 0 and info.dtype.itemsize == 1 for info in (box_info, score_info))
+        self._quantization = ((box_info.scale, box_info.zero_point),
+                              (score_info.scale, score_info.zero_point)) if stored else None
         self.scale, self.offset = _normalization(self.metadata)
         self._write_frame = _FrameInput(self.runner, self.scale, self.offset)
         self.labels = labels or self.metadata.get("labels")
@@ -342,10 +348,11 @@ class Detector:
         height, width, _ = self.size
         fit = self._write_frame(rgb)
         invoke_start = time.perf_counter()
-        outputs = self.runner.invoke()
+        outputs = self.runner.invoke(dequantized=self._quantization is None)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         found = postprocess(outputs[self.box_output][0], outputs[1 - self.box_output][0], (height, width),
-                            self.strides, self.score_threshold, self.iou_threshold, self.max_detections)
+                            self.strides, self.score_threshold, self.iou_threshold, self.max_detections,
+                            quantization=self._quantization)
         boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
         detections = [Detection(box, score, cls, self._label(cls)) for box, score, cls in
                       zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
