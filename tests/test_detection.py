@@ -378,6 +378,23 @@ def test_int8_io_detector_takes_the_byte_path_with_the_same_result(tiny_detector
         assert [d.score for d in got.detections] == [d.score for d in expected.detections]
 
 
+def test_detector_frames_of_changing_sizes_each_get_their_own_letterbox(tiny_detector_file):
+    """The letterbox plan is kept from frame to frame of a stream: a frame of another size (a
+    folder of mixed photos) must get its own, with pads and boxes as a fresh Detector gives."""
+    from edgecnn.runtime.pipelines import Detector
+
+    _, path = tiny_detector_file
+    image = load_shapes("val", 1).samples[0].image
+    frames = [np.concatenate([image, image], axis=1), np.concatenate([image, image], axis=0), image[:50, :61],
+              np.concatenate([image, image], axis=0), np.concatenate([image, image], axis=1)]
+    stream = Detector(path, accelerator="cpu", score_threshold=0.0, max_detections=10)
+    for frame in frames:
+        got = stream(frame)
+        expected = Detector(path, accelerator="cpu", score_threshold=0.0, max_detections=10)(frame)
+        assert [(d.box, d.index) for d in got.detections] == [(d.box, d.index) for d in expected.detections]
+        assert got.image_size == list(frame.shape[:2])
+
+
 def test_detector_without_metadata_asks_for_strides(tiny_detector_file, tmp_path):
     import edgecnn
     from edgecnn.export.convert import convert
