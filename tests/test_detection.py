@@ -153,7 +153,7 @@ def test_class_aware_nms():
     assert batched_nms(boxes, scores, np.zeros(4, int), 0.5).tolist() == [0, 3]
 
 
-@pytest.mark.parametrize("count", [1, 7, 16, 17, 60, 128, 129, 800])  # each NMS implementation and its edges
+@pytest.mark.parametrize("count", [1, 7, 16, 17, 60, 128, 129, 257, 800])  # each NMS implementation and its edges
 def test_nms_is_the_textbook_greedy_and_stops_early_at_the_head(rng, count):
     # clustered boxes (a detector's neighbouring points on one object) and scattered ones, tied scores
     objects = max(1, count // 6)
@@ -177,6 +177,19 @@ def test_nms_is_the_textbook_greedy_and_stops_early_at_the_head(rng, count):
     assert 0 < len(full) and (count < 7 or len(full) < count)  # both outcomes occur
     head = max(1, len(full) // 2)
     assert batched_nms(boxes, scores, classes, 0.5, max_keep=head).tolist() == full[:head].tolist()
+
+
+def test_candidate_cap_keeps_the_best_scores_with_ties_to_the_lowest_index(rng):
+    """Over the 1,000-candidate cap the best scores are kept; an int8 model's scores tie by the
+    thousand, and the ones kept at the cut are the lowest indices (deterministic, both paths)."""
+    from edgecnn.runtime.detection import _top
+
+    for values in (rng.integers(0, 3, 5000).astype(np.float32), rng.standard_normal(5000).astype(np.float32),
+                   np.zeros(50, np.float32), np.arange(40, dtype=np.float32)):
+        for count in (1, 10, 999, len(values) - 1):
+            count = min(count, len(values) - 1)
+            expected = np.sort(np.argsort(-values, kind="stable")[:count])
+            np.testing.assert_array_equal(_top(values, count), expected)
 
 
 def test_postprocess_keeps_the_confident_points():

@@ -55,16 +55,20 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    """(N, 4) x (M, 4) boxes -> (N, M) IoU, one coordinate plane at a time (NMS calls this per
+    block of candidates: no (N, M, 2) temporaries, no reductions over a short axis)."""
+    ax1, ay1, ax2, ay2 = (a[:, k, None] for k in range(4))
+    bx1, by1, bx2, by2 = (b[None, :, k] for k in range(4))
+    width = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
+    height = np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    inter = np.maximum(width, 0, out=width) * np.maximum(height, 0, out=height)
+    area_a = np.maximum(ax2 - ax1, 0) * np.maximum(ay2 - ay1, 0)
+    area_b = np.maximum(bx2 - bx1, 0) * np.maximum(by2 - by1, 0)
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
 SMALL_NMS = 16  # candidates up to which plain Python beats NumPy's per-call overhead
-MATRIX_NMS = 128  # candidates up to which one pairwise IoU matrix beats a NumPy pass per kept box
+MATRIX_NMS = 128  # candidates up to which one pairwise IoU matrix, resolved in Python, is the fastest
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:
@@ -85,7 +89,7 @@ def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | Non
     """Three equivalent implementations, by candidate count, because on a small detector this runs
     every frame and its fixed costs show: a trained model leaves a handful of candidates (plain
     Python on floats, comparing classes directly), tens (one IoU matrix), or up to the
-    1,000-candidate cap (one vector pass per kept box, which bounds memory). The last two see
+    1,000-candidate cap (IoU matrices block by block, which bounds memory). The last two see
     each class shifted into its own region of the plane, so one pass serves all classes."""
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
@@ -98,7 +102,7 @@ def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | Non
         boxes = boxes + classes.astype(np.float32)[:, None] * (boxes.max() + 1.0)
     if len(order) <= MATRIX_NMS:
         return _nms_matrix(boxes[order], order, iou_threshold, max_keep)
-    return _nms_vector(boxes, order, iou_threshold, max_keep)
+    return _nms_blocked(boxes, order, iou_threshold, max_keep)
 
 
 def _nms_python(ordered: list[list[float]], iou_threshold: float, max_keep: int,
@@ -144,19 +148,33 @@ def _nms_matrix(ordered: np.ndarray, order: np.ndarray, iou_threshold: float, ma
     return order[keep]
 
 
-def _nms_vector(boxes: np.ndarray, order: np.ndarray, iou_threshold: float, max_keep: int) -> np.ndarray:
-    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k], dtype=np.float32) for k in range(4))
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    keep = []
-    while order.size and len(keep) < max_keep:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        width = np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest])
-        height = np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest])
-        inter = np.maximum(width, 0) * np.maximum(height, 0)
-        overlaps = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
-        order = rest[overlaps <= iou_threshold]
-    return np.array(keep, np.int64)
+def _nms_blocked(boxes: np.ndarray, order: np.ndarray, iou_threshold: float, max_keep: int) -> np.ndarray:
+    """Greedy NMS over many candidates in blocks of MATRIX_NMS, best first: a block loses what the
+    boxes kept so far suppress (one IoU matrix against them), then is resolved with its own IoU
+    matrix, at four small NumPy calls per kept box (a pass over every remaining candidate per kept
+    box took about twenty, over up to 1,000 candidates)."""
+    ordered = boxes[order]
+    keep: list[int] = []
+    kept_boxes = ordered[:0]
+    for start in range(0, len(ordered), MATRIX_NMS):
+        block = ordered[start:start + MATRIX_NMS]
+        alive = np.ones(len(block), bool)
+        if len(kept_boxes):
+            alive &= ~(iou_matrix(block, kept_boxes) > iou_threshold).any(axis=1)
+        if not alive.any():
+            continue
+        overlaps = iou_matrix(block, block) > iou_threshold
+        new: list[int] = []
+        while alive.any() and len(keep) + len(new) < max_keep:
+            best = int(alive.argmax())  # the first alive: the best-scored left
+            new.append(best)
+            alive &= ~overlaps[best]
+            alive[best] = False
+        keep.extend(start + position for position in new)
+        if len(keep) >= max_keep:
+            break
+        kept_boxes = np.concatenate([kept_boxes, block[new]])
+    return order[keep]
 
 
 @dataclass
@@ -198,7 +216,7 @@ def postprocess(raw_boxes: np.ndarray, raw_scores: np.ndarray, input_size: tuple
     if quantization is not None:
         logits = dequantize_values(logits, *quantization[1])
     if len(candidates) > max_candidates:
-        chosen = np.argpartition(-logits, max_candidates)[:max_candidates]
+        chosen = _top(logits, max_candidates)
         candidates, logits = candidates[chosen], logits[chosen]
     points, classes = np.divmod(candidates, raw_scores.shape[1])
     point_boxes = raw_boxes[points]
@@ -208,6 +226,18 @@ def postprocess(raw_boxes: np.ndarray, raw_scores: np.ndarray, input_size: tuple
     scores = sigmoid(logits)
     keep = batched_nms(boxes, scores, classes, iou_threshold, max_detections)
     return RawDetections(boxes[keep], scores[keep].astype(np.float32), classes[keep].astype(np.int64))
+
+
+def _top(values: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` largest values, in index order; ties at the cut go to the
+    lowest positions. Not argpartition: on an int8 model's scores, a few distinct levels over
+    thousands of candidates, its selection degenerates (0.89 ms for 8,400 values at two levels,
+    against 0.03 ms for a partition of the values)."""
+    cut = np.partition(values, len(values) - count)[len(values) - count]  # the count-th largest
+    chosen = values > cut
+    ties = np.flatnonzero(values == cut)[: count - int(np.count_nonzero(chosen))]
+    chosen[ties] = True
+    return np.flatnonzero(chosen)
 
 
 @lru_cache(maxsize=64)
