@@ -68,7 +68,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 SMALL_NMS = 16  # candidates up to which plain Python beats NumPy's per-call overhead
-MATRIX_NMS = 128  # candidates up to which one pairwise IoU matrix, resolved in Python, is the fastest
+NMS_BLOCK = 128  # candidates per IoU matrix above that: bounds memory at up to 1,000 candidates
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:
@@ -86,11 +86,11 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_
 
 def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | None, iou_threshold: float,
                 max_keep: int | None) -> np.ndarray:
-    """Three equivalent implementations, by candidate count, because on a small detector this runs
+    """Two equivalent implementations, by candidate count, because on a small detector this runs
     every frame and its fixed costs show: a trained model leaves a handful of candidates (plain
-    Python on floats, comparing classes directly), tens (one IoU matrix), or up to the
-    1,000-candidate cap (IoU matrices block by block, which bounds memory). The last two see
-    each class shifted into its own region of the plane, so one pass serves all classes."""
+    Python on floats, comparing classes directly); more, up to the 1,000-candidate cap, go through
+    IoU matrices block by block, with each class shifted into its own region of the plane, so one
+    matrix serves all classes."""
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
     order = np.argsort(-scores, kind="stable")
@@ -100,8 +100,6 @@ def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | Non
                                  None if classes is None else classes[order].tolist())]
     if classes is not None:
         boxes = boxes + classes.astype(np.float32)[:, None] * (boxes.max() + 1.0)
-    if len(order) <= MATRIX_NMS:
-        return _nms_matrix(boxes[order], order, iou_threshold, max_keep)
     return _nms_blocked(boxes, order, iou_threshold, max_keep)
 
 
@@ -133,31 +131,16 @@ def _nms_python(ordered: list[list[float]], iou_threshold: float, max_keep: int,
     return keep
 
 
-def _nms_matrix(ordered: np.ndarray, order: np.ndarray, iou_threshold: float, max_keep: int) -> np.ndarray:
-    overlapping = (iou_matrix(ordered, ordered) > iou_threshold).tolist()
-    keep, removed = [], [False] * len(order)
-    for index, row in enumerate(overlapping):
-        if removed[index]:
-            continue
-        keep.append(index)
-        if len(keep) >= max_keep:
-            break
-        for other in range(index + 1, len(row)):
-            if row[other]:
-                removed[other] = True
-    return order[keep]
-
-
 def _nms_blocked(boxes: np.ndarray, order: np.ndarray, iou_threshold: float, max_keep: int) -> np.ndarray:
-    """Greedy NMS over many candidates in blocks of MATRIX_NMS, best first: a block loses what the
-    boxes kept so far suppress (one IoU matrix against them), then is resolved with its own IoU
-    matrix, at four small NumPy calls per kept box (a pass over every remaining candidate per kept
-    box took about twenty, over up to 1,000 candidates)."""
+    """Greedy NMS in blocks of NMS_BLOCK candidates, best first: a block loses what the boxes kept
+    so far suppress (one IoU matrix against them), then is resolved with its own IoU matrix, at
+    four small NumPy calls per kept box (a pass over every remaining candidate per kept box took
+    about twenty, over up to 1,000 candidates)."""
     ordered = boxes[order]
     keep: list[int] = []
     kept_boxes = ordered[:0]
-    for start in range(0, len(ordered), MATRIX_NMS):
-        block = ordered[start:start + MATRIX_NMS]
+    for start in range(0, len(ordered), NMS_BLOCK):
+        block = ordered[start:start + NMS_BLOCK]
         alive = np.ones(len(block), bool)
         if len(kept_boxes):
             alive &= ~(iou_matrix(block, kept_boxes) > iou_threshold).any(axis=1)
@@ -241,14 +224,28 @@ def _top(values: np.ndarray, count: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
+def _levels(dtype: str, scale: float, zero_point: int) -> tuple[np.ndarray, int]:
+    """Every stored level's dequantized float32 value (as the runtime dequantizes), lowest level
+    first, and that lowest level."""
+    limits = np.iinfo(np.dtype(dtype))
+    return dequantize_values(np.arange(limits.min, limits.max + 1).astype(dtype), scale, zero_point), int(limits.min)
+
+
+@lru_cache(maxsize=64)
 def _lowest_passing_level(dtype: str, scale: float, zero_point: int, logit_threshold: float) -> int | None:
     """The smallest stored integer whose dequantized value passes ``> logit_threshold`` (None
-    when none does): every level is dequantized as the runtime does and compared. The scale must
-    be positive (as TFLite's always is)."""
-    limits = np.iinfo(np.dtype(dtype))
-    levels = np.arange(limits.min, limits.max + 1)
-    passing = np.flatnonzero(dequantize_values(levels.astype(dtype), scale, zero_point) > logit_threshold)
-    return int(levels[passing[0]]) if len(passing) else None  # levels rise with a positive scale
+    when none does), compared as the float path compares. The scale must be positive (as
+    TFLite's always is), so the levels rise."""
+    values, lowest = _levels(dtype, scale, zero_point)
+    passing = np.flatnonzero(values > logit_threshold)
+    return lowest + int(passing[0]) if len(passing) else None
+
+
+@lru_cache(maxsize=64)
+def _level_values(dtype: str, scale: float, zero_point: int) -> tuple[list[float], int]:
+    """``_levels`` as Python floats, for the plain-Python path."""
+    values, lowest = _levels(dtype, scale, zero_point)
+    return values.tolist(), lowest
 
 
 def _postprocess_few(candidates: np.ndarray, flat_scores: np.ndarray, raw_boxes: np.ndarray, num_classes: int,
@@ -289,11 +286,3 @@ def _distance(raw: float) -> float:
 def _point_lists(input_size: tuple[int, int], strides: tuple[int, ...]) -> tuple[list, list, list]:
     centres, point_strides = anchor_points(input_size, strides)
     return centres[:, 0].tolist(), centres[:, 1].tolist(), point_strides.tolist()
-
-
-@lru_cache(maxsize=64)
-def _level_values(dtype: str, scale: float, zero_point: int) -> tuple[list[float], int]:
-    """Every stored level's dequantized float32 value, lowest level first, and that level."""
-    limits = np.iinfo(np.dtype(dtype))
-    levels = np.arange(limits.min, limits.max + 1).astype(dtype)
-    return dequantize_values(levels, scale, zero_point).tolist(), int(limits.min)
