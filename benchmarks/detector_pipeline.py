@@ -63,22 +63,22 @@ def _untrained(every_point_a_candidate: bool):
 
 
 def _int8_file(model, target: str = "int8") -> bytes:
+    """The model as an int8 file with its metadata (the schema `edgecnn convert` writes), without
+    convert's verification, which is not what is measured here."""
     from edgecnn.data.samples import load_input_samples
     from edgecnn.export.convert import convert
-    from edgecnn.models.yolo import detection_layout
-    from edgecnn.runtime.metadata import write_metadata
+    from edgecnn.export.metadata import metadata_for, write_metadata
 
     images, classes = load_input_samples("builtin:shapes", (SIZE, SIZE, 3), 32, "train")
     data = convert(model, target, lambda: ([image[None]] for image in images))
-    return write_metadata(data, {"task": "detection", "labels": classes, "decoding": detection_layout(model),
-                                 "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}}})
+    return write_metadata(data, metadata_for(model, "detection", classes, target))
 
 
 def main() -> None:
     import cv2
 
     from edgecnn.data.detection import load_shapes
-    from edgecnn.runtime.pipelines import Detector
+    from edgecnn.runtime import Detector
     from edgecnn.runtime.stats import percentiles
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -27,7 +27,7 @@ def main() -> None:
     import cv2
     from sklearn.datasets import load_sample_image
 
-    from edgecnn.data.transforms import resize
+    from edgecnn.runtime.images import resize
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)

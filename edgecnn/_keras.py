@@ -14,7 +14,15 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+from edgecnn.runtime.native_logs import native_output_quiet  # noqa: E402
+
+# TensorFlow 2.21 logs through absl at import ("oneDNN custom operations are on", "Could not find
+# cuda drivers") whatever TF_CPP_MIN_LOG_LEVEL says: shown only with --verbose
+# and at its first device look-up ("failed call to cuInit" on a machine without CUDA): done here
+with native_output_quiet():
+    import tensorflow as tf  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+
+    tf.config.list_physical_devices()
 
 __all__ = ["keras", "tf"]

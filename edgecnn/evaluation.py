@@ -1,5 +1,6 @@
 """Task metrics with the standard definitions: detection mAP through pycocotools (COCO's own
-evaluation code, no home-made mAP), classification top-1.
+evaluation code, no home-made mAP), classification top-1, segmentation mIoU and pixel accuracy.
+``evaluate`` (``edgecnn.evaluate``, `edgecnn eval`) takes a .keras/.h5 model or a .tflite file.
 
 A .keras model and a .tflite file go through the same pre- and post-processing (letterbox,
 ``edgecnn.runtime.detection.postprocess``), so their figures are comparable.
@@ -9,13 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
 from edgecnn.data.detection import DetectionSet, coco_ground_truth
-from edgecnn.data.transforms import letterbox
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.images import letterbox
 from edgecnn.runtime.detection import RawDetections, postprocess
+
+log = logging.getLogger("edgecnn.evaluation")
 
 # COCO evaluation settings: a low score floor and up to 100 detections per image
 EVAL_SCORE_THRESHOLD = 0.01
@@ -94,10 +101,10 @@ def evaluate_keras_detector(model, dataset: DetectionSet, strides: tuple[int, ..
 
 def evaluate_tflite_detector(model_bytes: bytes, dataset: DetectionSet, accelerator: str = "cpu",
                              threads: int | None = None) -> dict:
-    from edgecnn.runtime.pipelines import Detector
+    from edgecnn.runtime import open as open_pipeline
 
-    detector = Detector(model_bytes, accelerator=accelerator, threads=threads,
-                        score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
+    detector = open_pipeline(model_bytes, accelerator, threads, task="detection",
+                             score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
 
     def infer(batch):
         boxes, scores = detector.raw(batch)
@@ -123,9 +130,9 @@ def evaluate_keras_classifier(model, spec, split: str = "val", limit: int | None
 
 def evaluate_tflite_classifier(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
                                accelerator: str = "cpu", threads: int | None = None) -> dict:
-    from edgecnn.runtime.pipelines import Classifier
+    from edgecnn.runtime import open as open_pipeline
 
-    classifier = Classifier(model_bytes, accelerator=accelerator, threads=threads, top_k=1)
+    classifier = open_pipeline(model_bytes, accelerator, threads, task="classification", top_k=1)
     images, labels, _ = _classification_data(spec, classifier.size, split, limit)
     scale = 255.0 * classifier.scale
     hits = [int(np.argmax(classifier.runner((image * scale + classifier.offset)[None].astype(np.float32))[0]) == label)
@@ -165,11 +172,85 @@ def evaluate_tflite_segmenter(model_bytes: bytes, spec, split: str = "val", limi
                               accelerator: str = "cpu", threads: int | None = None) -> dict:
     """Through the runtime Segmenter on the letterboxed inputs (class maps at input size)."""
     from edgecnn.data.segmentation import load_segmentation_samples
-    from edgecnn.runtime.pipelines import Segmenter
+    from edgecnn.runtime import open as open_pipeline
 
-    segmenter = Segmenter(model_bytes, accelerator=accelerator, threads=threads)
+    segmenter = open_pipeline(model_bytes, accelerator, threads, task="segmentation")
     dataset = load_segmentation_samples(spec, segmenter.size, split, limit)
     predicted = np.stack([segmenter.class_map(image) for image in dataset.images])
     metrics = segmentation_metrics(predicted, dataset.masks, segmenter.num_classes)
     return {**metrics, "backend": segmenter.runner.backend, "accelerator": segmenter.runner.accelerator,
             "fully_accelerated": segmenter.runner.fully_accelerated}
+
+
+METRIC_KEYS = ("top1", "map", "map50", "miou", "pixel_acc")
+
+
+def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int | None = None,
+             accelerator: str = "cpu", threads: int | None = None, task: str | None = None,
+             trust: bool = False) -> dict:
+    """Task metrics of a Keras model, a .keras/.h5 file or a .tflite file (through the device
+    runtime's pipeline, on ``accelerator``) on the DATA spec ``data``: classification {top1},
+    detection {map, map50}, segmentation {miou, pixel_acc}; plus ``model``, ``data``, ``split``
+    and ``images``. ``split`` defaults to val for builtin sets and all for your own files.
+
+    >>> edgecnn.evaluate("runs/digits/model_int8.tflite", "builtin:digits")["top1"]   # doctest: +SKIP
+    """
+    from edgecnn.data.specs import parse_spec
+
+    spec = parse_spec(data)
+    split = split or ("val" if spec.kind == "builtin" else "all")
+    if isinstance(model_or_path, (str, os.PathLike)):
+        path = Path(model_or_path)
+        if not path.is_file():
+            raise EdgeCNNError(f"Model file '{path}' does not exist.", "Check the path.")
+        name = str(path)
+        if path.suffix == ".tflite":
+            metrics = _evaluate_tflite(path.read_bytes(), spec, split, limit, accelerator, threads, task)
+        else:
+            from edgecnn.export.keras_io import load_model
+
+            log.info(f"loading {path}")
+            metrics = _evaluate_keras(load_model(path, trust=trust), spec, split, limit, task)
+    else:
+        name = getattr(model_or_path, "name", "model")
+        metrics = _evaluate_keras(model_or_path, spec, split, limit, task)
+    return {"model": name, "data": str(spec), "split": split, **metrics}
+
+
+def _evaluate_tflite(data: bytes, spec, split: str, limit: int | None, accelerator: str, threads: int | None,
+                     task: str | None) -> dict:
+    from edgecnn.runtime.metadata import read_metadata
+
+    task = task or getattr(read_metadata(data), "task", None)
+    if not task:
+        raise EdgeCNNError("This .tflite file carries no edgecnn metadata, so its task is unknown.",
+                           "Pass the task (CLI: --task classification|detection|segmentation).")
+    if task == "detection":
+        from edgecnn.data.detection import load_detection_samples
+
+        dataset = load_detection_samples(spec, split, limit)
+        log.info(f"evaluating on {len(dataset.samples)} images")
+        return evaluate_tflite_detector(data, dataset, accelerator, threads)
+    if task == "segmentation":
+        return evaluate_tflite_segmenter(data, spec, split, limit, accelerator, threads)
+    if task == "classification":
+        return evaluate_tflite_classifier(data, spec, split, limit, accelerator, threads)
+    raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
+
+
+def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None) -> dict:
+    from edgecnn.export.metadata import infer_task
+
+    task = infer_task(model, task)
+    if task == "detection":
+        from edgecnn.data.detection import load_detection_samples
+        from edgecnn.models.yolo import detection_layout
+
+        dataset = load_detection_samples(spec, split, limit)
+        log.info(f"evaluating on {len(dataset.samples)} images")
+        return evaluate_keras_detector(model, dataset, tuple(detection_layout(model)["strides"]))
+    if task == "segmentation":
+        return evaluate_keras_segmenter(model, spec, split, limit)
+    if task == "classification":
+        return evaluate_keras_classifier(model, spec, split, limit)
+    raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")

@@ -9,7 +9,6 @@ PNGs + predictions.jsonl) -> DIR/report.md and DIR/report.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -49,35 +48,31 @@ def _write_data(out: Path, train_images: int, val_images: int) -> dict:
 
 
 def _train(out: Path, data: dict, overrides: list[str], resume: bool) -> dict:
-    from edgecnn.training.recipe import load_recipe
-    from edgecnn.training.train import train
+    from edgecnn.api import train
 
-    recipe = load_recipe(RECIPE, [f"data.train={data['train']}", f"data.val={data['val']}", *overrides])
-    return train(recipe, out / "train", resume=resume)
+    return train(RECIPE, out / "train", [f"data.train={data['train']}", f"data.val={data['val']}", *overrides],
+                 resume=resume)
 
 
 def _convert(model: Path, target: str, out: Path, calibration: str) -> dict:
-    from edgecnn.cli.export import convert_to_report
+    from edgecnn.api import convert
 
-    args = argparse.Namespace(model=str(model), target=target, out=str(out), calibration=calibration,
-                              report=str(out.with_suffix(".json")), labels=None, task="detection", samples=16,
-                              calibration_samples=200, threads=None, json=False)
-    return convert_to_report(args)
+    return convert(model, target, out, calibration, task="detection", report=out.with_suffix(".json")).to_json()
 
 
 def _evaluate(out: Path, val_spec: str, files: dict) -> dict:
     from edgecnn.data.detection import load_detection_samples
     from edgecnn.evaluation import evaluate_keras_detector, evaluate_tflite_detector
-    from edgecnn.export.keras_io import load_model
+    from edgecnn.api import load_model
     from edgecnn.models.yolo import detection_layout
 
     dataset = load_detection_samples(val_spec, "all")
     model = load_model(out / "train" / "model.keras")
     results = {"float": {**evaluate_keras_detector(model, dataset, tuple(detection_layout(model)["strides"])),
                          "file": str(out / "train" / "model.keras")}}
-    accelerators = {"int8": "cpu", "fp16": "auto"}  # fp16 is the GPU target: run it there where possible
+    # fp16 is the GPU target: run it there where a hardware GPU takes the whole graph (auto)
     for target, path in files.items():
-        results[target] = {**evaluate_tflite_detector(path.read_bytes(), dataset, accelerators[target]),
+        results[target] = {**evaluate_tflite_detector(path.read_bytes(), dataset, "cpu" if target == "int8" else "auto"),
                            "file": str(path)}
     return results
 
@@ -87,9 +82,10 @@ def _predict(out: Path, model: Path, val_spec: str) -> list[str]:
 
     from edgecnn.data.detection import load_detection_samples
     from edgecnn.io_utils import atomic_write_bytes
-    from edgecnn.runtime.pipelines import Detector, draw_detections
+    from edgecnn.runtime import draw_detections
+    from edgecnn.runtime import open as open_pipeline
 
-    detector = Detector(model, accelerator="cpu")
+    detector = open_pipeline(model, accelerator="cpu")
     dataset = load_detection_samples(val_spec, "all", PREDICT_IMAGES)
     written, lines = [], []
     for sample in dataset.samples:
@@ -122,9 +118,16 @@ def _scaled(result, factor: int):
 
 def quickstart(out: str | Path, resume: bool = False, overrides: list[str] | None = None,
                train_images: int = TRAIN_IMAGES, val_images: int = VAL_IMAGES) -> dict:
-    """Run every stage into ``out``; returns the report (also written as report.json/.md)."""
+    """Run every stage into ``out`` (``resume`` an interrupted run; ``overrides``: ``key=value``
+    fields of the YOLO recipe); returns the report (also written as report.json/.md).
+
+    >>> report = edgecnn.quickstart.quickstart("runs/quickstart")   # doctest: +SKIP
+    """
     from edgecnn.errors import EdgeCNNError
 
+    if train_images < 8 or val_images < 1:
+        raise EdgeCNNError("The quickstart needs at least 8 training images and 1 validation image.",
+                           "Raise --train-images / --val-images (defaults 1200 and 300).")
     out = Path(out)
     if (out / "train" / "checkpoints").exists() and not resume:
         raise EdgeCNNError(f"'{out}' already holds a quickstart run.",

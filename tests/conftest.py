@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -50,6 +51,23 @@ def gpu_runner():
             pytest.fail(message)
         return None
     return run_on_gpu
+
+
+class GpuCheckSkipped(UserWarning):
+    """A test ran, but its GPU assertions did not: pytest's warning summary lists each one."""
+
+
+def skip_gpu_check(what: str) -> None:
+    """Say that ``what`` was not checked because no GPU accelerator is available here."""
+    warnings.warn(GpuCheckSkipped(f"GPU check skipped ({what}): LiteRT's GPU accelerator is not available here; "
+                                  "run deploy/software-gpu.sh"), stacklevel=2)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that need the GPU accelerator carry the ``gpu`` marker (``-m "not gpu"`` leaves them out)."""
+    for item in items:
+        if "gpu" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gpu)
 
 
 @pytest.fixture

@@ -11,14 +11,8 @@ import pytest
 
 from edgecnn.data.detection import DetectionSample, DetectionSet, load_coco, load_shapes
 from edgecnn.data.specs import parse_spec
-from edgecnn.data.transforms import (
-    hflip,
-    letterbox,
-    letterbox_normalized,
-    masks_to_boxes,
-    scale_translate,
-    transform_boxes,
-)
+from edgecnn.data.transforms import hflip, masks_to_boxes, scale_translate, transform_boxes
+from edgecnn.runtime.images import letterbox, letterbox_normalized
 from edgecnn.runtime.detection import anchor_points, batched_nms, decode_boxes, iou_matrix, postprocess
 
 
@@ -64,7 +58,7 @@ def test_fused_letterbox_equals_letterbox_then_normalize(shape, scale, offset):
 def test_quantized_letterbox_equals_normalize_then_quantize(shape, dtype, tensor_scale, zero_point, expect_shift):
     """The runtime's byte path for 8-bit inputs stores exactly what normalizing the letterboxed
     frame and quantizing it with the tensor's scale and zero point would."""
-    from edgecnn.data.transforms import byte_shift, letterbox_mapped
+    from edgecnn.runtime.images import byte_shift, letterbox_mapped
     from edgecnn.runtime.engine import TensorInfo, pixel_table, quantize
 
     info = TensorInfo("image", (1, 96, 128, 3), np.dtype(dtype), tensor_scale, zero_point, 0)
@@ -89,7 +83,7 @@ def test_resize_is_area_averaging_at_a_fraction_of_its_cost():
     dB) elsewhere; bilinear when enlarging."""
     from sklearn.datasets import load_sample_image
 
-    from edgecnn.data.transforms import resize
+    from edgecnn.runtime.images import resize
 
     photo = load_sample_image("china.jpg")  # 427 x 640, a real photo shipped with scikit-learn
     for (source_w, source_h), (width, height), tolerance in [((640, 480), (320, 240), 0), ((1001, 777), (224, 224), 0),
@@ -328,21 +322,18 @@ def test_yolo_builds_on_every_backbone_family():
 def tiny_detector_file(tmp_path_factory):
     import edgecnn
     from edgecnn.export.convert import convert
-    from edgecnn.models.yolo import detection_layout
-    from edgecnn.runtime.metadata import write_metadata
+    from edgecnn.export.metadata import metadata_for, write_metadata
 
     model = edgecnn.create_model("test_yolo", num_classes=4)
     data = convert(model, "fp32")
-    data = write_metadata(data, {"task": "detection", "labels": ["circle", "rectangle", "triangle", "star"],
-                                 "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}},
-                                 "decoding": detection_layout(model)})
+    data = write_metadata(data, metadata_for(model, "detection", ["circle", "rectangle", "triangle", "star"]))
     path = tmp_path_factory.mktemp("det") / "test_yolo.tflite"
     path.write_bytes(data)
     return model, path
 
 
 def test_detector_matches_keras_postprocessing_in_original_pixels(tiny_detector_file):
-    from edgecnn.runtime.pipelines import Detector
+    from edgecnn.runtime import Detector
 
     model, path = tiny_detector_file
     detector = Detector(path, accelerator="cpu", score_threshold=0.0, max_detections=20)
@@ -370,8 +361,9 @@ def test_int8_io_detector_takes_the_byte_path_with_the_same_result(tiny_detector
     here) and decodes the stored int8 outputs, and finds what the reference path (normalize in
     float, quantize; dequantize the outputs, decode) finds."""
     from edgecnn.export.convert import convert
-    from edgecnn.runtime.metadata import read_metadata, write_metadata
-    from edgecnn.runtime.pipelines import Detector
+    from edgecnn.export.metadata import write_metadata
+    from edgecnn.runtime.metadata import read_metadata
+    from edgecnn.runtime import Detector
 
     model, path = tiny_detector_file
     images = [cv2.resize(s.image, (64, 64)).astype(np.float32)[None] / 255 for s in load_shapes("train", 8).samples]
@@ -394,7 +386,7 @@ def test_int8_io_detector_takes_the_byte_path_with_the_same_result(tiny_detector
 def test_detector_frames_of_changing_sizes_each_get_their_own_letterbox(tiny_detector_file):
     """The letterbox plan is kept from frame to frame of a stream: a frame of another size (a
     folder of mixed photos) must get its own, with pads and boxes as a fresh Detector gives."""
-    from edgecnn.runtime.pipelines import Detector
+    from edgecnn.runtime import Detector
 
     _, path = tiny_detector_file
     image = load_shapes("val", 1).samples[0].image
@@ -411,7 +403,7 @@ def test_detector_frames_of_changing_sizes_each_get_their_own_letterbox(tiny_det
 def test_detector_without_metadata_asks_for_strides(tiny_detector_file, tmp_path):
     import edgecnn
     from edgecnn.export.convert import convert
-    from edgecnn.runtime.pipelines import Detector
+    from edgecnn.runtime import Detector
 
     bare = tmp_path / "bare.tflite"
     bare.write_bytes(convert(edgecnn.create_model("test_yolo"), "fp32"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -62,8 +63,8 @@ def test_generators_run_fully_on_the_gpu(name, gpu):
 def test_convert_and_translate_an_image(tmp_path, capsys):
     """convert infers the task, writes [-1, 1] normalization into the file; the Translator gives
     the Keras model's output at the original image size; predict writes it as a PNG."""
-    from edgecnn.data.transforms import resize
-    from edgecnn.runtime.pipelines import Translator
+    from edgecnn.runtime.images import resize
+    from edgecnn.runtime import Translator
 
     model = edgecnn.create_model("test_pix2pix")
     model.save(tmp_path / "g.keras")
@@ -87,11 +88,12 @@ def test_convert_and_translate_an_image(tmp_path, capsys):
     written = cv2.imread(str(tmp_path / "out" / "photo_0.png"))
     assert written.shape == (48, 80, 3)
     assert np.abs(cv2.cvtColor(written, cv2.COLOR_BGR2RGB).astype(int) - result.image.astype(int)).max() <= 1
-    with pytest.raises(edgecnn.EdgeCNNError, match="not image generation"):
-        from edgecnn.runtime.metadata import read_metadata, write_metadata
+    with pytest.raises(edgecnn.EdgeCNNError, match="not generation"):
+        from edgecnn.export.metadata import write_metadata
+        from edgecnn.runtime.metadata import read_metadata
 
         data = (tmp_path / "g.tflite").read_bytes()
-        Translator(write_metadata(data, {**read_metadata(data), "task": "segmentation"}))
+        Translator(write_metadata(data, dataclasses.replace(read_metadata(data), task="segmentation")))
 
 
 def test_int8_generator_calibrates_on_pairs(tmp_path):
@@ -154,7 +156,7 @@ def test_probe_catches_the_abort_and_names_the_op(aborting_int8_file):
     assert not result.ok and result.signal_name == "SIGABRT"  # what this process was spared
     with pytest.raises(edgecnn.EdgeCNNError, match=r"SIGABRT.*SQUARED_DIFFERENCE \(test_cyclegan/c7s1_in/"):
         require_loads(data, "c_int8.tflite", threads=1)
-    from edgecnn.runtime.pipelines import Translator
+    from edgecnn.runtime import Translator
 
     with pytest.raises(edgecnn.EdgeCNNError, match="crashes the LiteRT runtime"):
         Translator(data, accelerator="cpu")

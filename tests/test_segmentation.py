@@ -234,20 +234,18 @@ def test_quantization_aware_segmenters_save_and_reload(name, tmp_path):
 def tiny_unet_file(tmp_path_factory):
     import edgecnn
     from edgecnn.export.convert import convert
-    from edgecnn.runtime.metadata import write_metadata
+    from edgecnn.export.metadata import metadata_for, write_metadata
 
     model = edgecnn.create_model("test_unet", num_classes=5)
-    data = write_metadata(convert(model, "fp32"), {"task": "segmentation",
-                                                    "labels": ["background", "a", "b", "c", "d"],
-                                                    "input": {"normalization": {"scale": 1 / 255, "offset": 0.0}}})
+    data = write_metadata(convert(model, "fp32"), metadata_for(model, "segmentation", ["background", "a", "b", "c", "d"]))
     path = tmp_path_factory.mktemp("seg") / "test_unet.tflite"
     path.write_bytes(data)
     return model, path
 
 
 def test_segmenter_returns_class_maps_at_the_original_size(tiny_unet_file):
-    from edgecnn.data.transforms import letterbox
-    from edgecnn.runtime.pipelines import Segmenter, draw_segmentation
+    from edgecnn.runtime.images import letterbox
+    from edgecnn.runtime import Segmenter, draw_segmentation
 
     model, path = tiny_unet_file
     segmenter = Segmenter(path, accelerator="cpu")
@@ -271,10 +269,11 @@ def test_int8_io_segmenter_takes_the_argmax_of_the_stored_integers(tiny_unet_fil
     import cv2
 
     from edgecnn.data.detection import load_shapes
-    from edgecnn.data.transforms import letterbox
+    from edgecnn.runtime.images import letterbox
     from edgecnn.export.convert import convert
-    from edgecnn.runtime.metadata import read_metadata, write_metadata
-    from edgecnn.runtime.pipelines import Segmenter
+    from edgecnn.export.metadata import write_metadata
+    from edgecnn.runtime.metadata import read_metadata
+    from edgecnn.runtime import Segmenter
 
     model, path = tiny_unet_file
     images = load_shapes_semantic((32, 32, 3), "train", 8).images
@@ -317,7 +316,7 @@ def test_segmentation_fp16_runs_fully_on_the_gpu(name, gpu):
 
 
 def test_segmentation_instances_are_connected_regions_at_the_original_size():
-    from edgecnn.runtime.pipelines import SegmentationResult, draw_segmentation
+    from edgecnn.runtime import SegmentationResult, draw_segmentation
 
     class_map = np.zeros((60, 80), np.uint8)
     class_map[5:15, 5:25] = 1  # two separate regions of class 1

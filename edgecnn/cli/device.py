@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -50,9 +49,11 @@ def run_predict(args: argparse.Namespace) -> int:
     from edgecnn.io_utils import atomic_write_bytes
     from edgecnn.runtime.sources import frames
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    pipeline, draw = build_pipeline(args)
-    log(f"{Path(args.model).name}: backend {pipeline.runner.backend}, accelerator {pipeline.runner.accelerator}")
+    from edgecnn.runtime import draw
+
+    pipeline = build_pipeline(args)
+    log(f"{Path(args.model).name}: backend {pipeline.runner.backend}, accelerator {pipeline.runner.accelerator}"
+        + (f" ({pipeline.runner.note})" if pipeline.runner.note else ""))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     writer = None
@@ -65,7 +66,7 @@ def run_predict(args: argparse.Namespace) -> int:
                           "accelerator": pipeline.runner.accelerator, **result.to_json()}
                 predictions.write(json.dumps(record) + "\n")
                 predictions.flush()
-                annotated = cv2.cvtColor(draw(_to_uint8(frame.image), result), cv2.COLOR_RGB2BGR)
+                annotated = cv2.cvtColor(draw(frame.image, result), cv2.COLOR_RGB2BGR)
                 if frame.is_video:
                     if writer is None:
                         height, width = annotated.shape[:2]
@@ -97,46 +98,24 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def build_pipeline(args: argparse.Namespace):
-    """The pipeline the model's metadata asks for (or --task), and its drawing function."""
-    from edgecnn.errors import EdgeCNNError
-    from edgecnn.runtime import pipelines
-    from edgecnn.runtime.engine import read_model_bytes
-    from edgecnn.runtime.metadata import read_metadata
+    """The pipeline the model's metadata asks for (or --task), with the options it takes."""
+    from edgecnn.runtime import open as open_pipeline
+    from edgecnn.runtime import pipeline_options, task_of
 
-    data = read_model_bytes(args.model)
-    task = args.task or (read_metadata(data) or {}).get("task") or "classification"
-    labels = read_labels(args.labels)
-    if task not in ("classification", "detection", "segmentation", "generation"):
-        raise EdgeCNNError(f"`edgecnn predict` has no pipeline for task '{task}'.",
-                           "Pipelines: classification, detection, segmentation, generation.")
-    runner = pipelines.Runner(data, args.accelerator, args.threads, delegate=args.delegate)
-    builders = {
-        "classification": lambda: (pipelines.Classifier(data, top_k=args.top_k, labels=labels, runner=runner),
-                                   pipelines.draw_classification),
-        "detection": lambda: (pipelines.Detector(data, score_threshold=args.score_threshold,
-                                                 iou_threshold=args.iou_threshold, labels=labels,
-                                                 strides=args.strides, runner=runner),
-                              pipelines.draw_detections),
-        "segmentation": lambda: (pipelines.Segmenter(data, labels=labels, runner=runner),
-                                 pipelines.draw_segmentation),
-        "generation": lambda: (pipelines.Translator(data, runner=runner), pipelines.draw_translation),
-    }
-    return builders[task]()
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint16:
-        image = (image / 257).astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    return image
+    task = task_of(args.model, args.task)
+    given = {"top_k": args.top_k, "labels": read_labels(args.labels), "score_threshold": args.score_threshold,
+             "iou_threshold": args.iou_threshold, "strides": args.strides}
+    accepted = pipeline_options(task)
+    options = {name: value for name, value in given.items() if name in accepted and value is not None}
+    return open_pipeline(args.model, args.accelerator, args.threads, task=task, delegate=args.delegate, **options)
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from edgecnn.errors import EdgeCNNError
     from edgecnn.runtime.engine import read_model_bytes
     from edgecnn.runtime.metadata import read_metadata
-    from edgecnn.runtime.pipelines import Classifier, Detector, Runner, Segmenter, Translator
+    from edgecnn.runtime import PIPELINES, Runner
+    from edgecnn.runtime import open as open_pipeline
     from edgecnn.runtime.stats import percentiles
 
     if args.runs < 1:
@@ -156,15 +135,13 @@ def run_benchmark(args: argparse.Namespace) -> int:
         if index >= args.warmup:
             invoke.append((time.perf_counter() - start) * 1000)
     result = {"model": str(args.model), "backend": runner.backend, "accelerator": runner.accelerator,
-              "fully_accelerated": runner.fully_accelerated, "invoke_ms": percentiles(invoke),
+              "fully_accelerated": runner.fully_accelerated, "note": runner.note, "invoke_ms": percentiles(invoke),
               "pipeline_ms": None, "runs": args.runs}
-    metadata = read_metadata(data) or {}
-    task = metadata.get("task", "classification")
-    pipeline_classes = {"classification": Classifier, "detection": Detector, "segmentation": Segmenter,
-                        "generation": Translator}
-    if task in pipeline_classes and len(runner.inputs[0].shape) == 4:
+    metadata = read_metadata(data)
+    task = metadata.task if metadata else "classification"
+    if task in PIPELINES and len(runner.inputs[0].shape) == 4:
         # the whole pipeline on a camera-sized frame: letterbox/resize, normalize, invoke, decode
-        task_pipeline = pipeline_classes[task](data, runner=runner)  # the same compiled model as the invoke timings
+        task_pipeline = open_pipeline(data, task=task, runner=runner)  # the same compiled model as the invoke timings
         frame = rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
         pipeline = []
         for index in range(args.warmup + args.runs):

@@ -7,10 +7,8 @@ A .tflite file is evaluated through the runtime pipelines (no TensorFlow needed 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from edgecnn.cli.common import log, print_json, require_training_stack
-from edgecnn.errors import EdgeCNNError
+from edgecnn.cli.common import print_json, require_training_stack
 
 
 def add_parsers(subparsers) -> None:
@@ -24,83 +22,24 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (.tflite)")
     parser.add_argument("--task", choices=["classification", "detection", "segmentation"],
                         help="the model's task, where it cannot be told from the file")
+    parser.add_argument("--trust-model", action="store_true",
+                        help="allow a model file whose layers hold Python code (Lambda), which runs on load")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(handler=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from edgecnn.data.specs import parse_spec
+    from pathlib import Path
 
-    spec = parse_spec(args.data)
-    split = args.split or ("val" if spec.kind == "builtin" else "all")
-    path = Path(args.model)
-    if not path.is_file():
-        raise EdgeCNNError(f"Model file '{path}' does not exist.", "Check the path.")
-    if path.suffix == ".tflite":
-        metrics = evaluate_tflite(path.read_bytes(), spec, split, args)
-    else:
+    if Path(args.model).suffix != ".tflite":
         require_training_stack("eval")
-        metrics = evaluate_keras(path, spec, split, args)
-    metrics = {"model": str(path), "data": str(spec), "split": split, **metrics}
+    from edgecnn.evaluation import METRIC_KEYS, evaluate
+
+    metrics = evaluate(args.model, args.data, split=args.split, limit=args.limit, accelerator=args.accelerator,
+                       threads=args.threads, task=args.task, trust=args.trust_model)
     if args.json:
         print_json(metrics)
     else:
-        shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("top1", "map", "map50", "miou", "pixel_acc") if k in metrics)
-        print(f"{path.name} on {spec} ({split}): {shown}")
+        shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in METRIC_KEYS if k in metrics)
+        print(f"{Path(args.model).name} on {metrics['data']} ({metrics['split']}): {shown}")
     return 0
-
-
-def _task_of_tflite(data: bytes, explicit: str | None) -> str:
-    from edgecnn.runtime.metadata import read_metadata
-
-    task = explicit or (read_metadata(data) or {}).get("task")
-    if not task:
-        raise EdgeCNNError("This .tflite file carries no edgecnn metadata, so its task is unknown.",
-                           "Pass --task classification|detection|segmentation.")
-    return task
-
-
-def evaluate_tflite(data: bytes, spec, split: str, args) -> dict:
-    task = _task_of_tflite(data, args.task)
-    if task == "detection":
-        from edgecnn.data.detection import load_detection_samples
-        from edgecnn.evaluation import evaluate_tflite_detector
-
-        dataset = load_detection_samples(spec, split, args.limit)
-        log(f"evaluating on {len(dataset.samples)} images")
-        return evaluate_tflite_detector(data, dataset, args.accelerator, args.threads)
-    if task == "segmentation":
-        from edgecnn.evaluation import evaluate_tflite_segmenter
-
-        return evaluate_tflite_segmenter(data, spec, split, args.limit, args.accelerator, args.threads)
-    if task == "classification":
-        from edgecnn.evaluation import evaluate_tflite_classifier
-
-        return evaluate_tflite_classifier(data, spec, split, args.limit, args.accelerator, args.threads)
-    raise EdgeCNNError(f"`edgecnn eval` has no metric for task '{task}'.")
-
-
-def evaluate_keras(path: Path, spec, split: str, args) -> dict:
-    from edgecnn.cli.export import infer_task
-    from edgecnn.export.keras_io import load_model
-
-    log(f"loading {path}")
-    model = load_model(path)
-    task = infer_task(model, args.task)
-    if task == "detection":
-        from edgecnn.data.detection import load_detection_samples
-        from edgecnn.evaluation import evaluate_keras_detector
-        from edgecnn.models.yolo import detection_layout
-
-        dataset = load_detection_samples(spec, split, args.limit)
-        log(f"evaluating on {len(dataset.samples)} images")
-        return evaluate_keras_detector(model, dataset, tuple(detection_layout(model)["strides"]))
-    if task == "segmentation":
-        from edgecnn.evaluation import evaluate_keras_segmenter
-
-        return evaluate_keras_segmenter(model, spec, split, args.limit)
-    if task == "classification":
-        from edgecnn.evaluation import evaluate_keras_classifier
-
-        return evaluate_keras_classifier(model, spec, split, args.limit)
-    raise EdgeCNNError(f"`edgecnn eval` has no metric for task '{task}'.")

@@ -21,10 +21,6 @@ def add_parsers(subparsers) -> None:
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
-    from edgecnn.errors import EdgeCNNError
-
-    if args.train_images < 8 or args.val_images < 1:
-        raise EdgeCNNError("--train-images must be at least 8 and --val-images at least 1.")
     require_training_stack("quickstart")
     from edgecnn.quickstart import quickstart
 

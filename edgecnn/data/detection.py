@@ -18,6 +18,7 @@ import numpy as np
 
 from edgecnn.data.specs import DataSpec, parse_spec
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.images import read_rgb8
 
 # builtin:shapes splits: fixed seeds, so every run (and every machine) sees the same images
 SHAPES_SPLITS = {"train": (1000, 1200), "val": (2000, 300)}  # split: (seed, number of images)
@@ -42,22 +43,7 @@ class DetectionSet:
     source: str
 
 
-def _read_image(path: Path) -> np.ndarray | None:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        return None
-    if image.dtype == np.uint16:
-        image = (image / 257).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _split_ids(ids: list[int], split: str) -> list[int]:
+def split_ids(ids: list[int], split: str) -> list[int]:
     """A fixed 80/20 split of the image ids (by a seeded permutation)."""
     if split == "all" or len(ids) < 5:
         return ids
@@ -86,11 +72,11 @@ def load_coco(spec: DataSpec, split: str = "all", limit: int | None = None, with
         raise EdgeCNNError(f"'{path}' defines no categories.", "Add a 'categories' list to the JSON.")
     index_of = {cat: i for i, cat in enumerate(category_ids)}
     names = [coco.loadCats(cat)[0].get("name", str(cat)) for cat in category_ids]
-    ids = _split_ids(sorted(coco.getImgIds()), split)[: limit or None]
+    ids = split_ids(sorted(coco.getImgIds()), split)[: limit or None]
     samples, unreadable = [], []
     for image_id in ids:
         info = coco.loadImgs(image_id)[0]
-        image = _read_image(image_root / info["file_name"])
+        image = read_rgb8(image_root / info["file_name"])
         if image is None:
             unreadable.append(info["file_name"])
             continue

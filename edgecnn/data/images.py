@@ -12,35 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.data.specs import DataSpec, parse_spec
-from edgecnn.data.transforms import resize
 from edgecnn.errors import EdgeCNNError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def to_model_input(image: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
-    """uint8/uint16 gray, RGB or RGBA image -> float32 (H, W, C) in [0, 1] at the model's size."""
-    return to_model_pixels(image, size).astype(np.float32) / 255.0
-
-
-def to_model_pixels(image: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
-    """uint8/uint16 gray, RGB or RGBA image -> uint8 (H, W, C) at the model's size and channels
-    (RGB, or gray by luminance)."""
-    import cv2
-
-    height, width, channels = size
-    if image.dtype == np.uint16:
-        image = (image / 257.0).astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if channels == 3 and image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif channels == 1 and image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    resized = resize(image, width, height)
-    return resized[:, :, None] if resized.ndim == 2 else resized
+from edgecnn.runtime.images import IMAGE_SUFFIXES, read_image, to_model_input
 
 
 def _digits(size, limit, split):
@@ -58,8 +31,6 @@ def _digits(size, limit, split):
 
 
 def _folder(path: Path, size, limit, split):
-    import cv2
-
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     if not classes:
         raise EdgeCNNError(f"'{path}' has no class subfolders.", "Lay it out as DIR/<class>/<image files>.")
@@ -71,11 +42,9 @@ def _folder(path: Path, size, limit, split):
     files = [files[i] for i in chosen][: limit or None]
     images, labels = [], []
     for file, label in files:
-        image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+        image = read_image(file)
         if image is None:
             continue  # unreadable files are skipped, not fatal
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         images.append(to_model_input(image, size))
         labels.append(label)
     if not images:

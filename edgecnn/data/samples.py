@@ -18,7 +18,7 @@ def _classification(spec, size, limit, split):
 
 def _detection(spec, size, limit, split):
     from edgecnn.data.detection import load_detection_samples
-    from edgecnn.data.transforms import letterbox
+    from edgecnn.runtime.images import letterbox
 
     dataset = load_detection_samples(spec, split, limit)
     images = []

@@ -28,7 +28,7 @@ class SegmentationSet:
 def _letterboxed(image: np.ndarray, mask: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    from edgecnn.data.transforms import letterbox
+    from edgecnn.runtime.images import letterbox
 
     height, width, channels = size
     fitted, _ = letterbox(image, height, width)
@@ -49,8 +49,7 @@ def _split(count: int, split: str) -> np.ndarray:
 def load_mask_folder(path: Path, size, split: str = "all", limit: int | None = None) -> SegmentationSet:
     import cv2
 
-    from edgecnn.data.detection import _read_image
-    from edgecnn.data.images import IMAGE_SUFFIXES
+    from edgecnn.runtime.images import IMAGE_SUFFIXES, read_rgb8
 
     images_dir, masks_dir = path / "images", path / "masks"
     if not images_dir.is_dir() or not masks_dir.is_dir():
@@ -64,7 +63,7 @@ def load_mask_folder(path: Path, size, split: str = "all", limit: int | None = N
     chosen = [files[i] for i in _split(len(files), split)][: limit or None]
     images, labels = [], []
     for file in chosen:
-        image = _read_image(file)
+        image = read_rgb8(file)
         mask = cv2.imread(str(masks[file.stem]), cv2.IMREAD_UNCHANGED)
         if image is None or mask is None:
             continue

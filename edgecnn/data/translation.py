@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.detection import _split_ids
+from edgecnn.data.detection import split_ids
 from edgecnn.data.specs import DataSpec, parse_spec
-from edgecnn.data.transforms import resize
+from edgecnn.runtime.images import resize
 from edgecnn.errors import EdgeCNNError
 
 log = logging.getLogger("edgecnn.data")
@@ -47,15 +47,15 @@ def _layout_error(path: Path, paired: bool) -> EdgeCNNError:
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
-    from edgecnn.data.images import IMAGE_SUFFIXES
+    from edgecnn.runtime.images import IMAGE_SUFFIXES
 
     return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
 
 
 def _read(path: Path, size) -> np.ndarray | None:
-    from edgecnn.data.detection import _read_image
+    from edgecnn.runtime.images import read_rgb8
 
-    image = _read_image(path)
+    image = read_rgb8(path)
     if image is None:
         log.warning("skipping %s: not a readable image", path)
         return None
@@ -79,7 +79,7 @@ def load_pairs(path: Path, size, split: str = "all", limit: int | None = None) -
                            "pairs: needs A/NAME and B/NAME for each pair; for two unrelated image sets "
                            "use unpaired:DIR.")
     a, b, names = [], [], []
-    for name in _split_ids(common, split)[: limit or None]:
+    for name in split_ids(common, split)[: limit or None]:
         first, second = _read(side_a[name], size), _read(side_b[name], size)
         if first is not None and second is not None:
             a.append(first)
@@ -96,7 +96,7 @@ def load_unpaired(path: Path, size, split: str = "all", limit: int | None = None
     domains = []
     for label in ("A", "B"):
         files = _images_in(path / label)
-        chosen = _split_ids(sorted(files), split)[: limit or None]
+        chosen = split_ids(sorted(files), split)[: limit or None]
         images = [(name, image) for name in chosen if (image := _read(files[name], size)) is not None]
         if not images:
             raise EdgeCNNError(f"'{path / label}' has no readable images.", "unpaired: needs images in A/ and B/.")

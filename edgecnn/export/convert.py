@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.native_logs import native_output_quiet
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def convert(
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     try:
-        return converter.convert()
+        with native_output_quiet():  # the MLIR converter's warnings; its errors come in the exception
+            return converter.convert()
     except Exception as error:  # the converter raises ConverterError and assorted internals
         message = str(error)
         ops = _unsupported_ops(message)

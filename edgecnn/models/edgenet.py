@@ -29,7 +29,7 @@ def _create_edgenet(
 ) -> keras.Model:
     from edgecnn._keras import keras
     from edgecnn.layers import conv_bn_act, scale_channels
-    from edgecnn.models._common import finish
+    from edgecnn.models.common import finish
 
     layers = keras.layers
     inputs = keras.Input(input_shape, name="image")

@@ -38,7 +38,7 @@ def _create_fcn(
     from edgecnn.errors import EdgeCNNError
     from edgecnn.layers import conv_bn_act, scale_channels
     from edgecnn.layers.initializers import BilinearUpsampling
-    from edgecnn.models._common import feature_name
+    from edgecnn.models.common import feature_name
 
     layers = keras.layers
     if input_shape[0] % 32 or input_shape[1] % 32:

@@ -61,7 +61,7 @@ def _create_googlenet(
     # Imported here so that registering the variants does not import TensorFlow.
     from edgecnn._keras import keras
     from edgecnn.layers import LocalResponseNormalization, conv_bn_act, inception_module, scale_channels
-    from edgecnn.models._common import finish
+    from edgecnn.models.common import finish
 
     layers = keras.layers
     if aux_logits and min(input_shape[:2]) < 80:

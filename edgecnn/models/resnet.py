@@ -40,7 +40,7 @@ def _create_resnet(
     # Imported here so that registering the variants does not import TensorFlow.
     from edgecnn._keras import keras
     from edgecnn.layers import basic_block, bottleneck_block, conv_bn_act, scale_channels, stack
-    from edgecnn.models._common import finish
+    from edgecnn.models.common import finish
 
     layers = keras.layers
     kind, depths = _CONFIGS[config]

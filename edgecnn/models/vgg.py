@@ -37,7 +37,7 @@ def _create_vgg(
     # Imported here so that registering the variants does not import TensorFlow.
     from edgecnn._keras import keras
     from edgecnn.layers import conv_bn_act, scale_channels
-    from edgecnn.models._common import finish, fully_connected_head
+    from edgecnn.models.common import finish, fully_connected_head
 
     layers = keras.layers
     inputs = keras.Input(input_shape, name="image")

@@ -47,7 +47,7 @@ def _create_yolo(
     from edgecnn._keras import keras
     from edgecnn.errors import EdgeCNNError
     from edgecnn.layers import conv_bn_act, scale_channels
-    from edgecnn.models._common import feature_name
+    from edgecnn.models.common import feature_name
 
     layers = keras.layers
     strides = tuple(sorted(int(s) for s in strides))

@@ -71,35 +71,22 @@ SMALL_NMS = 16  # candidates up to which plain Python beats NumPy's per-call ove
 NMS_BLOCK = 128  # candidates per IoU matrix above that: bounds memory at up to 1,000 candidates
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:
-    """Greedy NMS; indices of the kept boxes, best first. A box is dropped when its IoU with a
-    kept, better-scored box exceeds ``iou_threshold``. Greedy NMS keeps boxes in score order, so
-    stopping at ``max_keep`` gives exactly the first ``max_keep`` of the full result."""
-    return _greedy_nms(boxes, scores, None, iou_threshold, max_keep)
-
-
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
                 max_keep: int | None = None) -> np.ndarray:
-    """Class-aware NMS: boxes of different classes never suppress each other."""
-    return _greedy_nms(boxes, scores, classes, iou_threshold, max_keep)
-
-
-def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | None, iou_threshold: float,
-                max_keep: int | None) -> np.ndarray:
-    """Two equivalent implementations, by candidate count, because on a small detector this runs
-    every frame and its fixed costs show: a trained model leaves a handful of candidates (plain
-    Python on floats, comparing classes directly); more, up to the 1,000-candidate cap, go through
-    IoU matrices block by block, with each class shifted into its own region of the plane, so one
-    matrix serves all classes."""
+    """Class-aware greedy NMS (boxes of different classes never suppress each other); indices of
+    the kept boxes, best first, at most ``max_keep`` (exactly the first ``max_keep`` of the full
+    result). Two equivalent implementations, by candidate count, because on a small detector this
+    runs every frame and its fixed costs show: a trained model leaves a handful of candidates
+    (plain Python on floats, comparing classes directly); more, up to the 1,000-candidate cap, go
+    through IoU matrices block by block, with each class shifted into its own region of the
+    plane, so one matrix serves all classes."""
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
     order = np.argsort(-scores, kind="stable")
     max_keep = len(order) if max_keep is None else max_keep
     if len(order) <= SMALL_NMS:
-        return order[_nms_python(boxes[order].tolist(), iou_threshold, max_keep,
-                                 None if classes is None else classes[order].tolist())]
-    if classes is not None:
-        boxes = boxes + classes.astype(np.float32)[:, None] * (boxes.max() + 1.0)
+        return order[_nms_python(boxes[order].tolist(), iou_threshold, max_keep, classes[order].tolist())]
+    boxes = boxes + classes.astype(np.float32)[:, None] * (boxes.max() + 1.0)
     return _nms_blocked(boxes, order, iou_threshold, max_keep)
 
 

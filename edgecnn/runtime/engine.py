@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.native_logs import native_output_quiet
 
 # (backend name, module holding Interpreter)
 _BACKENDS = (
@@ -249,8 +250,9 @@ def load_engine(model: str | os.PathLike | bytes, threads: int | None = None, ba
     name, interpreter_class = _interpreter_class(backend)
     delegates = [load_delegate(name, delegate)] if delegate else None
     try:
-        interpreter = interpreter_class(model_content=data, num_threads=threads, experimental_delegates=delegates)
-        interpreter.allocate_tensors()
+        with native_output_quiet():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = interpreter_class(model_content=data, num_threads=threads, experimental_delegates=delegates)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise EdgeCNNError(
             f"The {name} interpreter could not load the model ({str(error).splitlines()[0] if str(error) else type(error).__name__}).",
@@ -259,8 +261,3 @@ def load_engine(model: str | os.PathLike | bytes, threads: int | None = None, ba
     engine = Engine(interpreter, name)
     engine.delegate = str(delegate) if delegate else None
     return engine
-
-
-def run(model: str | os.PathLike | bytes, inputs: Sequence[np.ndarray], threads: int | None = None) -> list[np.ndarray]:
-    """Convenience: load and run once."""
-    return load_engine(model, threads)(*inputs)

@@ -7,18 +7,21 @@ graph runs there are real answers; its timings mean nothing.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.runtime.engine import output_order
+from edgecnn.runtime.native_logs import native_output_quiet, quiet_at_exit
 
 ICD_NAME = "vk_swiftshader_icd.json"
+# Vulkan drivers that run on the CPU: a real delegate code path, many times slower than XNNPACK
+SOFTWARE_VULKAN = {"swiftshader": "SwiftShader", "lvp": "lavapipe", "lavapipe": "lavapipe", "llvmpipe": "llvmpipe"}
+ICD_DIRECTORIES = ("/etc/vulkan/icd.d", "/usr/share/vulkan/icd.d", "/usr/local/share/vulkan/icd.d",
+                   "~/.local/share/vulkan/icd.d")
 
 
 def software_gpu_dir() -> Path:
@@ -40,6 +43,21 @@ def use_software_gpu() -> bool:
     return True
 
 
+def software_vulkan_driver() -> str | None:
+    """The name of the software Vulkan driver that LiteRT's GPU accelerator would run on here
+    (SwiftShader, lavapipe), or None when a hardware driver is among the choices (or there is no
+    Vulkan, e.g. Android's OpenCL path). The drivers are the ones the Vulkan loader would see: the
+    ICD files named by VK_ICD_FILENAMES / VK_DRIVER_FILES, else those in the standard folders."""
+    chosen = os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES")
+    if chosen:
+        names = [Path(item).name.lower() for item in chosen.split(os.pathsep) if item]
+    else:
+        names = [file.name.lower() for folder in ICD_DIRECTORIES if (path := Path(folder).expanduser()).is_dir()
+                 for file in path.glob("*.json")]
+    software = [label for name in names for key, label in SOFTWARE_VULKAN.items() if key in name]
+    return software[0] if names and len(software) >= len(names) else None
+
+
 @dataclass
 class AcceleratedRun:
     """What happened when the model was compiled for the GPU (with CPU fallback) and run once."""
@@ -48,20 +66,6 @@ class AcceleratedRun:
     fully_accelerated: bool | None = None  # every op ran on the GPU
     outputs: list[np.ndarray] = field(default_factory=list)  # in the model's output order
     error: str | None = None
-
-
-@contextlib.contextmanager
-def native_stdout_to_stderr() -> Iterator[None]:
-    """Send what native code writes to file descriptor 1 to stderr for the duration."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 class GpuRunner:
@@ -73,19 +77,35 @@ class GpuRunner:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 
-        with native_stdout_to_stderr():  # LiteRT's GPU set-up logs to stdout, which --json keeps for JSON
+        quiet_at_exit()  # its accelerators log again when the process ends
+        # LiteRT's GPU set-up logs to stderr, while compiling and in the first run: both kept quiet
+        with native_output_quiet():
             self.compiled = CompiledModel.from_buffer(
                 model, hardware_accel=HardwareAccelerator.GPU | HardwareAccelerator.CPU)
-        self.fully_accelerated = bool(self.compiled.is_fully_accelerated())
-        signature = next(iter(self.compiled.get_signature_list()))
-        self.input_buffers = self.compiled.create_input_buffers(0)
-        self.output_buffers = self.compiled.create_output_buffers(0)
-        details = self.compiled.get_output_tensor_details(signature)
+            self.fully_accelerated = bool(self.compiled.is_fully_accelerated())
+            signature = next(iter(self.compiled.get_signature_list()))
+            self.input_buffers = self.compiled.create_input_buffers(0)
+            self.output_buffers = self.compiled.create_output_buffers(0)
+            details = self.compiled.get_output_tensor_details(signature)
         outputs = [(name, tuple(info["shape"]), np.dtype(info["dtype"]), buffer)
                    for buffer, (name, info) in zip(self.output_buffers, details.items())]
         self._outputs = sorted(outputs, key=lambda item: output_order(item[0]))
+        self._first_run = True
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if self._first_run:  # the first buffer write creates LiteRT's environment, which logs
+            self._first_run = False
+            with native_output_quiet():
+                return self._run(inputs)
+        return self._run(inputs)
+
+    def __del__(self) -> None:
+        """Releasing the compiled model logs too (``DestroyAccelerator``): quietly."""
+        parts = [self.__dict__.pop(name, None) for name in ("compiled", "input_buffers", "output_buffers", "_outputs")]
+        with native_output_quiet():
+            parts.clear()
+
+    def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         for buffer, array in zip(self.input_buffers, inputs):
             buffer.write(np.ascontiguousarray(array))
         self.compiled.run_by_index(0, self.input_buffers, self.output_buffers)

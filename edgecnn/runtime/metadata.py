@@ -1,41 +1,138 @@
-"""edgecnn metadata inside a .tflite file: a named entry of the flatbuffer's standard
-``metadata`` table ("edgecnn") pointing at a buffer of UTF-8 JSON.
+"""edgecnn metadata inside a .tflite file: the typed, versioned schema and its reader.
 
-What a device needs (task, labels, input size/layout/normalization, output layout, decoding
-parameters, the source recipe) travels in the file itself; stock LiteRT ignores unknown
-metadata entries, so the file still loads anywhere. Reading needs no TensorFlow.
+The metadata is a named entry ("edgecnn") of the flatbuffer's standard ``metadata`` table,
+pointing at a buffer of UTF-8 JSON: what a device needs (task, labels, input size, colour and
+normalization, output layout, decoding parameters, the source recipe) travels in the file
+itself. Stock LiteRT ignores unknown metadata entries, so the file still loads anywhere.
+``ModelMetadata`` is the one definition: ``edgecnn.export`` writes it, every pipeline and the
+benchmarks read it. Reading needs neither TensorFlow nor a runtime's schema module.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
 
 METADATA_NAME = "edgecnn"
-SCHEMA_VERSION = 1
+# 2: the typed schema (ModelMetadata); version-1 documents have the same fields and read alike
+SCHEMA_VERSION = 2
+TASKS = ("classification", "detection", "segmentation", "generation")
 
 
-def _schema():
-    from ai_edge_litert import schema_py_generated
+@dataclass(frozen=True)
+class Normalization:
+    """model input = pixel (0..255) * scale + offset."""
 
-    return schema_py_generated
+    scale: float = 1 / 255
+    offset: float = 0.0
 
 
-def read_metadata(data: bytes) -> dict[str, Any] | None:
+# generators work in tanh's [-1, 1]; everything else takes pixel / 255
+GENERATOR_NORMALIZATION = Normalization(2 / 255, -1.0)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    size: tuple[int, ...]  # H, W, C
+    name: str = "image"
+    layout: str = "NHWC"
+    color: str = "RGB"  # RGB or GRAY
+    normalization: Normalization = field(default_factory=Normalization)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    shape: tuple[int, ...]
+    kind: str  # logits, box_log_distances, class_logits, image, raw
+    range: tuple[float, float] | None = None  # value range of an image output
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a device needs to run the file; ``decoding`` holds a detector's post-processing
+    parameters (strides, box encoding), ``recipe`` the resolved training recipe."""
+
+    task: str
+    input: InputSpec
+    outputs: tuple[OutputSpec, ...] = ()
+    labels: tuple[str, ...] | None = None
+    decoding: dict[str, Any] | None = None
+    target: str | None = None
+    source_model: str | None = None
+    recipe: dict[str, Any] | None = None
+    edgecnn_version: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (the document stored in the file)."""
+        document = asdict(self)
+        document["labels"] = list(self.labels) if self.labels is not None else None
+        return json.loads(json.dumps(document))  # tuples -> lists
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ModelMetadata:
+        """Tolerant of fields added by newer versions (ignored); a missing or mistyped required
+        field is an EdgeCNNError."""
+        try:
+            raw_input = dict(document["input"])
+            normalization = Normalization(**_known(Normalization, raw_input.get("normalization") or {}))
+            spec = InputSpec(**{**_known(InputSpec, raw_input), "size": tuple(int(d) for d in raw_input["size"]),
+                                "normalization": normalization})
+            outputs = tuple(OutputSpec(shape=tuple(int(d) for d in o["shape"]), kind=str(o["kind"]),
+                                       range=tuple(float(v) for v in o["range"]) if o.get("range") else None)
+                            for o in document.get("outputs") or ())
+            labels = document.get("labels")
+            return cls(**{**_known(cls, document), "task": str(document["task"]), "input": spec, "outputs": outputs,
+                          "labels": tuple(str(label) for label in labels) if labels is not None else None})
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise EdgeCNNError(f"The model's edgecnn metadata is malformed ({type(error).__name__}: {error}).",
+                               "Convert the model again with `edgecnn convert`.") from error
+
+    @property
+    def normalization(self) -> Normalization:
+        return self.input.normalization
+
+
+def require_task(metadata: ModelMetadata | None, task: str) -> None:
+    """A pipeline refuses a file whose metadata names another task (a file without metadata is
+    taken on trust)."""
+    if metadata is not None and metadata.task != task:
+        raise EdgeCNNError(f"This model's task is '{metadata.task}', not {task}.",
+                           "Open it with edgecnn.runtime.open(path), which picks the pipeline from the metadata.")
+
+
+def label_of(labels: tuple[str, ...] | list[str] | None, index: int) -> str:
+    """The class name of ``index``, or the index itself where there is none."""
+    return labels[index] if labels and 0 <= index < len(labels) else str(index)
+
+
+def _known(cls, document: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {key: value for key, value in document.items() if key in names}
+
+
+def read_metadata(data: bytes) -> ModelMetadata | None:
     """The edgecnn metadata of a model, or None for files that carry none (third-party models).
     Read straight from the flatbuffer (see ``_metadata_buffer``), so it needs neither TensorFlow
     nor ai-edge-litert's schema module: an old Pi image with only tflite_runtime reads it too."""
     try:
         raw = _metadata_buffer(data, METADATA_NAME)
-        return None if raw is None else json.loads(raw.decode("utf-8"))
+        document = None if raw is None else json.loads(raw.decode("utf-8"))
     except (struct.error, ValueError, UnicodeDecodeError, RecursionError) as error:  # JSON nested too deep
         raise EdgeCNNError(
             f"The model's edgecnn metadata could not be read ({type(error).__name__}).",
             "Convert the model again with `edgecnn convert`.",
         ) from error
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise EdgeCNNError("The model's edgecnn metadata is not a JSON object.",
+                           "Convert the model again with `edgecnn convert`.")
+    return ModelMetadata.from_dict(document)
 
 
 # TFLite schema (schema.fbs) field numbers: Model.buffers = 4, Model.metadata = 6;
@@ -115,29 +212,3 @@ def _vector_bytes(data: bytes, vector: int) -> bytes:
     if vector + 4 + length > len(data):
         raise ValueError("vector runs past the end of the file")
     return bytes(data[vector + 4:vector + 4 + length])
-
-
-def write_metadata(data: bytes, metadata: dict[str, Any]) -> bytes:
-    """A copy of the flatbuffer ``data`` with ``metadata`` stored as its edgecnn entry
-    (replacing any earlier one)."""
-    import flatbuffers
-    import numpy as np
-
-    schema = _schema()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
-    document = {"schema_version": SCHEMA_VERSION, **metadata}
-    payload = np.frombuffer(json.dumps(document, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    buffer = schema.BufferT()
-    buffer.data = payload
-    model.buffers = list(model.buffers or []) + [buffer]
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != METADATA_NAME] + [entry]
-    builder = flatbuffers.Builder(len(data) + len(payload) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def _name(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value or "")

@@ -35,7 +35,7 @@ def probe(data: bytes, threads: int | None = None, gpu: bool = False, delegate: 
     ``gpu``) in a child process. Python-level failures count as ``ok``: the caller meets them
     again in-process, as proper errors; only a native crash or a hang is reported here."""
     request = json.dumps({"threads": threads, "gpu": gpu, "delegate": str(delegate) if delegate else None})
-    command = [sys.executable, "-c", "from edgecnn.runtime.probe import _child; _child()", request]
+    command = [sys.executable, "-c", "from edgecnn.runtime.probe import child_main; child_main()", request]
     try:
         finished = subprocess.run(command, input=data, capture_output=True, timeout=timeout,
                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -53,7 +53,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _child() -> None:
+def child_main() -> None:
     import numpy as np
 
     request = json.loads(sys.argv[1])

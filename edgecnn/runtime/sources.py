@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.images import IMAGE_SUFFIXES
+from edgecnn.runtime.images import IMAGE_SUFFIXES, read_image
 from edgecnn.errors import EdgeCNNError
 
 log = logging.getLogger("edgecnn.sources")
@@ -26,20 +26,6 @@ class Frame:
     index: int
     image: np.ndarray  # RGB
     is_video: bool = False
-
-
-def read_image(path: Path) -> np.ndarray | None:
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        return None
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    if image.ndim == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
 
 
 def _image_files(source: str) -> list[Path] | None:

@@ -30,7 +30,8 @@ import math
 import numpy as np
 
 from edgecnn.data.detection import DetectionSample, DetectionSet, load_detection_samples
-from edgecnn.data.transforms import color_jitter, hflip, letterbox, scale_translate, transform_boxes
+from edgecnn.data.transforms import color_jitter, hflip, scale_translate, transform_boxes
+from edgecnn.runtime.images import letterbox
 from edgecnn.runtime.detection import MAX_LOG_DISTANCE, anchor_points
 from edgecnn.training.task import TrainingTask
 

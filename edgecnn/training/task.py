@@ -28,7 +28,7 @@ class TrainingTask:
         does not replace the best checkpoint."""
         from edgecnn._keras import keras
         from edgecnn.export.keras_io import save_model
-        from edgecnn.training.train import _history
+        from edgecnn.training.train import read_history
 
         task = self
 
@@ -36,7 +36,7 @@ class TrainingTask:
             best = None
 
             def on_train_begin(self, logs=None):
-                earlier = [row[task.monitor] for row in _history(directory / "logs" / "train_history.csv")
+                earlier = [row[task.monitor] for row in read_history(directory / "logs" / "train_history.csv")
                            if task.monitor in row]
                 if earlier and (directory / "checkpoints" / "best.keras").exists():
                     self.best = min(earlier) if task.mode == "min" else max(earlier)

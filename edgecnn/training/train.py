@@ -128,7 +128,7 @@ def _optimizer(recipe: Recipe, steps: int, learning_rate: float | None = None):
     return keras.optimizers.Adam(rate)
 
 
-def _history(csv_path: Path) -> list[dict]:
+def read_history(csv_path: Path) -> list[dict]:
     if not csv_path.exists():
         return []
     with csv_path.open() as stream:
@@ -198,7 +198,7 @@ def _fit_stage(model, train, val, epochs: int, directory: Path, stage: str, extr
     ]
     with interrupt:
         model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
-    return _history(directory / "logs" / f"{stage}_history.csv")
+    return read_history(directory / "logs" / f"{stage}_history.csv")
 
 
 def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: str = "default") -> dict:
@@ -235,7 +235,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
             log.info("float training finished earlier: loading %s", directory / "model.keras")
             with strategy.scope():
                 model = task.compile(load_model(directory / "model.keras"), _optimizer(recipe, steps))
-            history = _history(directory / "logs" / "train_history.csv")
+            history = read_history(directory / "logs" / "train_history.csv")
         else:
             history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train",
                                  task.checkpoint_callbacks(directory))
@@ -262,7 +262,7 @@ def _finished(directory: Path, stage: str, artifact: str, epochs: int) -> bool:
     """A stage finished when its model file exists (written atomically after its last epoch)
     and its CSV history holds all its epochs."""
     history = directory / "logs" / f"{stage}_history.csv"
-    return (directory / artifact).is_file() and history.is_file() and len(_history(history)) >= epochs
+    return (directory / artifact).is_file() and history.is_file() and len(read_history(history)) >= epochs
 
 
 def _prune_stage(task, model, train_data, val_data, steps, directory, metrics, resume: bool = False):
@@ -275,7 +275,7 @@ def _prune_stage(task, model, train_data, val_data, steps, directory, metrics, r
         log.info("pruning finished earlier: loading %s", directory / "model_pruned.keras")
         stripped = task.compile(load_model(directory / "model_pruned.keras"),
                                 _optimizer(recipe, steps, section.learning_rate))
-        history = _history(directory / "logs" / "prune_history.csv")
+        history = read_history(directory / "logs" / "prune_history.csv")
     else:
         config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
                                end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))

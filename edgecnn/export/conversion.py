@@ -1,0 +1,160 @@
+"""Convert and verify: a Keras model (or its file) -> a .tflite with edgecnn's metadata inside,
+checked against the Keras model, and the report that says how it went. ``edgecnn.convert`` and
+`edgecnn convert` are this function."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.metadata import ModelMetadata
+
+log = logging.getLogger("edgecnn.export")
+
+
+@dataclass
+class ConversionReport:
+    """What `convert` wrote and measured; ``to_json()`` is the `edgecnn convert --json` report."""
+
+    target: str
+    output: str | None  # the file written, None when only bytes were asked for
+    source: str
+    size_bytes: int
+    gzip_bytes: int
+    ops: dict[str, int]
+    builtin_only: bool
+    gpu: dict[str, Any]
+    parity: dict[str, Any]
+    latency_ms: float
+    latency: dict[str, Any]
+    metadata: ModelMetadata
+    flatbuffer: bytes = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"output": self.output, "source": self.source, "target": self.target, "size_bytes": self.size_bytes,
+                "gzip_bytes": self.gzip_bytes, "ops": self.ops, "builtin_only": self.builtin_only, "gpu": self.gpu,
+                "parity": self.parity, "latency_ms": self.latency_ms, "latency": self.latency,
+                "metadata": self.metadata.to_dict()}
+
+
+def convert(model_or_path, target: str, out: str | os.PathLike | None = None, calibration: str | None = None, *,
+            task: str | None = None, labels: list[str] | None = None, samples: int = 16,
+            calibration_samples: int = 200, threads: int | None = None, report: str | os.PathLike | None = None,
+            trust: bool = False) -> ConversionReport:
+    """Convert ``model_or_path`` (a Keras model, or a .keras/.h5 file) to ``target`` (fp32, fp16,
+    dynamic, int8, int8-io) with builtin ops only, store the metadata, verify the file (parity
+    with Keras, ops, GPU accelerator, CPU latency) and write it to ``out`` (atomically; nothing is
+    written when it fails). ``calibration`` is a DATA spec (e.g. ``builtin:digits``) for int8
+    ranges and parity samples; a file next to the ``recipe.yaml`` of `edgecnn train` takes its
+    data and task from it. ``trust``: allow loading a model file whose layers hold Python code.
+
+    >>> report = edgecnn.convert("runs/digits/model_qat.h5", "int8", out="model_int8.tflite")  # doctest: +SKIP
+    >>> report.size_bytes, report.parity["top1_agreement"]                                     # doctest: +SKIP
+    """
+    from edgecnn.export.convert import get_target
+
+    spec = get_target(target)
+    if samples < 1:
+        raise EdgeCNNError("samples must be at least 1 (CLI: --samples).")
+    if calibration:
+        from edgecnn.data.specs import parse_spec
+
+        parse_spec(calibration)  # a bad spec fails before the slow model load
+    from edgecnn.export.convert import convert as to_flatbuffer
+    from edgecnn.export.convert import is_quantization_aware
+    from edgecnn.export.keras_io import load_model
+    from edgecnn.export.metadata import infer_task, metadata_for, write_metadata
+    from edgecnn.export.report import build_report
+    from edgecnn.io_utils import atomic_write_bytes, atomic_write_text
+
+    source, recipe = "the Keras model in memory", None
+    if isinstance(model_or_path, (str, os.PathLike)):
+        source = str(model_or_path)
+        log.info(f"loading {source}")
+        model = load_model(model_or_path, trust=trust)
+        recipe = _recipe_beside(Path(model_or_path))
+        if recipe is not None:
+            log.info(f"using {Path(model_or_path).parent / 'recipe.yaml'} (written by `edgecnn train`)")
+            calibration = calibration or recipe.export.calibration or recipe.data.train
+            task = task or recipe.task
+    else:
+        model = model_or_path
+    if spec.needs_calibration and not calibration and not is_quantization_aware(model):
+        raise EdgeCNNError(
+            f"Target '{target}' quantizes activations and needs calibration data (or a QAT model).",
+            "Pass calibration data (CLI: --calibration DATA), e.g. builtin:digits or folder:images/.",
+        )
+    task = infer_task(model, task)
+    size = tuple(int(d) for d in model.input_shape[1:])
+    class_names, calibration_images = None, None
+    if calibration:
+        from edgecnn.data.samples import load_input_samples
+
+        log.info(f"loading samples from {calibration}")
+        parity_samples, class_names = load_input_samples(calibration, size, samples, "val", task)
+        if spec.needs_calibration:
+            calibration_images, _ = load_input_samples(calibration, size, calibration_samples, "train", task)
+        sample_source = f"{len(parity_samples)} samples of {calibration}"
+    else:
+        low = -1.0 if task == "generation" else 0.0
+        parity_samples = np.random.default_rng(0).uniform(low, 1, size=(samples, *size)).astype(np.float32)
+        sample_source = f"{samples} uniform random inputs in [{low:g}, 1] (pass calibration data for real samples)"
+
+    log.info(f"converting to {target} ({spec.description}), builtin ops only")
+    representative = None
+    if calibration_images is not None:
+        def representative():
+            for image in calibration_images:
+                yield [image[None]]
+    flatbuffer = to_flatbuffer(model, target, representative)
+    _require_loads(flatbuffer, target, out, calibration, calibration_images, threads)
+    metadata = metadata_for(model, task, labels or class_names, target,
+                            Path(source).name if isinstance(model_or_path, (str, os.PathLike)) else None,
+                            recipe.to_dict() if recipe is not None else None)
+    flatbuffer = write_metadata(flatbuffer, metadata)
+    if out is not None:
+        atomic_write_bytes(out, flatbuffer)
+        log.info(f"wrote {out} ({len(flatbuffer):,} bytes); verifying (parity, ops, GPU, latency)")
+    figures = build_report(flatbuffer, model, target, parity_samples, task, sample_source, threads=threads)
+    result = ConversionReport(**figures, output=str(out) if out is not None else None, source=source,
+                              metadata=metadata, flatbuffer=flatbuffer)
+    if report is not None:
+        atomic_write_text(report, json.dumps(result.to_json(), indent=2))
+    return result
+
+
+def _recipe_beside(model_path: Path):
+    """The resolved recipe `edgecnn train` saved next to its models, if there is one."""
+    path = model_path.parent / "recipe.yaml"
+    if not path.is_file():
+        return None
+    from edgecnn.training.recipe import load_recipe
+
+    return load_recipe(path)
+
+
+def _require_loads(flatbuffer: bytes, target: str, out, calibration: str | None, calibration_images,
+                   threads: int | None) -> None:
+    """Load and run the new file once in a child process first: a file the runtime aborts on
+    must end as an error here, not as a signal that kills `convert` (or, later, a device)."""
+    from edgecnn.runtime.gpu import use_software_gpu
+    from edgecnn.runtime.probe import require_loads
+
+    use_software_gpu()  # the verification runs it on the GPU accelerator too: so does the probe
+    fix = "Convert it again; if it keeps happening, report it with the model and the command."
+    if calibration_images is not None:
+        flat = sum(float(image.std()) < 1 / 255 for image in calibration_images)
+        fix = (f"int8 ranges come from the calibration data ({calibration}"
+               + (f"; {flat} of its {len(calibration_images)} images are one flat colour, which leaves "
+                  "normalization layers with zero variance" if flat else "")
+               + "): calibrate on varied, representative images of the task, or train with QAT "
+               "(`edgecnn train` with qat in the recipe) and convert the QAT model without calibration data.")
+    where = f"not written to {out}" if out is not None else "not returned"
+    require_loads(flatbuffer, f"The converted {target} file ({where})", threads=threads, gpu=True, fix=fix)

@@ -1,0 +1,96 @@
+"""Writing edgecnn's metadata into a converted file, and building it from a Keras model.
+
+The schema itself (``ModelMetadata``) lives in the device runtime, which reads it; this module
+is the workstation side that fills it in and stores it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.metadata import (GENERATOR_NORMALIZATION, METADATA_NAME, SCHEMA_VERSION, TASKS, InputSpec,
+                                      ModelMetadata, Normalization, OutputSpec)
+
+# what each output holds, in the model's output order
+OUTPUT_KINDS = {"classification": ("logits",), "detection": ("box_log_distances", "class_logits"),
+                "segmentation": ("class_logits",), "generation": ("image",)}
+OUTPUT_RANGE = {"generation": (-1.0, 1.0)}  # tanh
+
+
+def infer_task(model, explicit: str | None = None) -> str:
+    """The task a Keras model performs, from its outputs (or ``explicit``)."""
+    if explicit:
+        if explicit not in TASKS:
+            raise EdgeCNNError(f"Unknown task '{explicit}'.", f"Choose one of: {', '.join(TASKS)}.")
+        return explicit
+    if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2:
+        return "classification"
+    shapes = [tuple(o.shape) for o in model.outputs]
+    if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][-1] == 4:
+        return "detection"
+    if any(name.endswith("image_out") for name in model.output_names):  # the zoo's generators
+        return "generation"
+    if len(shapes) == 1 and len(shapes[0]) == 4 and shapes[0][1:3] == tuple(model.input_shape[1:3]):
+        return "segmentation"
+    raise EdgeCNNError(
+        f"Cannot tell what task model '{model.name}' performs from its outputs {shapes}.",
+        "Pass the task explicitly (CLI: --task classification|detection|segmentation|generation).",
+    )
+
+
+def decoding_of(model, task: str) -> dict[str, Any] | None:
+    """Post-processing parameters the runtime needs, read from the model's graph."""
+    if task != "detection":
+        return None
+    from edgecnn.models.yolo import detection_layout
+
+    try:
+        return detection_layout(model)
+    except ValueError as error:
+        raise EdgeCNNError(f"Cannot read the detection layout of '{model.name}': {error}.",
+                           "edgecnn's Detector decodes models of the zoo's YOLO family.") from error
+
+
+def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: str | None = None,
+                 source_model: str | None = None, recipe: dict | None = None) -> ModelMetadata:
+    """The metadata of a Keras model's converted file."""
+    from edgecnn import __version__
+
+    size = tuple(int(d) for d in model.input_shape[1:])
+    spec = InputSpec(size=size, name=model.inputs[0].name.split(":")[0], color="RGB" if size[-1] == 3 else "GRAY",
+                     normalization=GENERATOR_NORMALIZATION if task == "generation" else Normalization())
+    kinds = OUTPUT_KINDS.get(task, ("raw",) * len(model.outputs))
+    outputs = tuple(OutputSpec((1, *(int(d) for d in o.shape[1:])), kind, OUTPUT_RANGE.get(task))
+                    for o, kind in zip(model.outputs, kinds))
+    return ModelMetadata(task=task, input=spec, outputs=outputs, labels=tuple(labels) if labels else None,
+                         decoding=decoding_of(model, task), target=target, source_model=source_model, recipe=recipe,
+                         edgecnn_version=__version__)
+
+
+def write_metadata(data: bytes, metadata: ModelMetadata) -> bytes:
+    """A copy of the flatbuffer ``data`` with ``metadata`` stored as its edgecnn entry
+    (replacing any earlier one)."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    document = {**metadata.to_dict(), "schema_version": SCHEMA_VERSION}
+    payload = np.frombuffer(json.dumps(document, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    buffer = schema.BufferT()
+    buffer.data = payload
+    model.buffers = list(model.buffers or []) + [buffer]
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != METADATA_NAME] + [entry]
+    builder = flatbuffers.Builder(len(data) + len(payload) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _name(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
