@@ -1,0 +1,74 @@
+"""The layering read from the imports (ARCHITECTURE.md): the device runtime imports nothing from
+the workstation side, the library never imports the CLI or takes argparse namespaces, and no
+module imports another module's private names. Checked on the source's syntax trees, so a new
+violation anywhere fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edgecnn"
+WORKSTATION = ("edgecnn.data", "edgecnn.training", "edgecnn.export", "edgecnn.optimize", "edgecnn.models",
+               "edgecnn.layers", "edgecnn.evaluation", "edgecnn.quickstart", "edgecnn.api", "edgecnn.cli",
+               "edgecnn._keras")
+
+
+def _imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """(module, imported names, line) for every import in the file, top level or nested."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, [], node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, [alias.name for alias in node.names], node.lineno))
+    return found
+
+
+def _modules(folder: Path):
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_runtime_imports_nothing_from_the_workstation_side():
+    offending = [f"{path.relative_to(PACKAGE)}:{line} imports {module}"
+                 for path in _modules(PACKAGE / "runtime") for module, _, line in _imports(path)
+                 if module.startswith(WORKSTATION) or module.split(".")[0] in ("tensorflow", "tf_keras", "keras")]
+    assert not offending, offending
+
+
+def test_library_never_imports_the_cli_nor_takes_argparse_namespaces():
+    offending = []
+    for path in _modules(PACKAGE):
+        if "cli" in path.relative_to(PACKAGE).parts:
+            continue
+        for module, _, line in _imports(path):
+            if module.startswith("edgecnn.cli") or module == "argparse":
+                offending.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
+        if "Namespace" in path.read_text():
+            offending.append(f"{path.relative_to(PACKAGE)} mentions argparse.Namespace")
+    assert not offending, offending
+
+
+def test_no_private_names_are_imported_across_modules():
+    # edgecnn._keras is the one Keras module by design (the brief names it)
+    offending = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {name} from {module}"
+                 for path in [*_modules(PACKAGE), *_modules(PACKAGE.parent / "benchmarks")]
+                 for module, names, line in _imports(path) if module.startswith("edgecnn")
+                 for name in names if name.startswith("_") and not name.startswith("__")]
+    private_modules = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}"
+                       for path in _modules(PACKAGE) for module, _, line in _imports(path)
+                       if module.startswith("edgecnn") and module != "edgecnn._keras"
+                       and any(part.startswith("_") and not part.startswith("__") for part in module.split("."))]
+    assert not offending and not private_modules, offending + private_modules
+
+
+def test_every_pipeline_kind_has_its_module_and_one_table_entry():
+    import edgecnn.runtime as runtime
+
+    for task, pipeline in runtime.PIPELINES.items():
+        assert pipeline.__module__.startswith("edgecnn.runtime."), task
+        assert getattr(runtime, pipeline.__name__) is pipeline  # importable from edgecnn.runtime
+    modules = {pipeline.__module__ for pipeline in runtime.PIPELINES.values()}
+    assert len(modules) == len(runtime.PIPELINES)  # one module per task kind
+    for path in _modules(PACKAGE / "runtime"):
+        assert len(path.read_text().splitlines()) <= 500, path.name
