@@ -9,10 +9,25 @@
 # of Debian's chromium-common package (downloaded and unpacked, not installed) into
 # ${EDGECNN_SWIFTSHADER_DIR:-~/.cache/edgecnn/swiftshader}. edgecnn finds it there.
 # Needs apt (Debian/Ubuntu) and root or sudo for the loader. Safe to run again.
+#
+# It is optional: where it cannot run (macOS, Linux without apt, no root) it says what is skipped
+# and exits 0, so `... && bash deploy/software-gpu.sh && edgecnn quickstart` goes on. Without it
+# edgecnn runs on the CPU and the GPU checks are skipped (reported as skipped, not passed).
 set -euo pipefail
 dest="${EDGECNN_SWIFTSHADER_DIR:-$HOME/.cache/edgecnn/swiftshader}"
+
+skip() {
+  echo "software GPU skipped: $1. edgecnn runs on the CPU; GPU checks (convert's 'gpu' report, gpu tests) are skipped." >&2
+  exit 0
+}
+[ "$(uname -s)" = Linux ] || skip "SwiftShader from Debian's packages is for Linux ($(uname -s) here)"
+command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 || skip "apt-get and dpkg are not available"
 sudo=""
-[ "$(id -u)" = 0 ] || sudo="sudo"
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || skip "installing libvulkan1 needs root or sudo"
+  sudo="sudo"
+fi
+trap 'skip "a step failed (line $LINENO); run deploy/software-gpu.sh again to see it"' ERR
 
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
   $sudo apt-get install -y -q --no-install-recommends libvulkan1 >/dev/null \
