@@ -56,6 +56,8 @@ def _configure_output(verbose: bool) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
+        # one line per message: TensorFlow's import may give the root logger a handler of its own
+        logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 

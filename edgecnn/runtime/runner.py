@@ -76,7 +76,8 @@ class Runner:
                 raise EdgeCNNError(f"LiteRT's GPU accelerator is not available here ({reason}).",
                                    "Use --accelerator cpu, or install a Vulkan driver (deploy/software-gpu.sh "
                                    "gives a software one for testing).") from error
-            self.note = f"no GPU accelerator here ({reason}): running on the CPU"
+            self.note = "no GPU accelerator could be created here: running on the CPU"
+            log.debug("GPU accelerator: %s", reason)
             return
         if not runner.fully_accelerated and not required:
             self.note = "not every op runs on the GPU accelerator: running on the CPU"
