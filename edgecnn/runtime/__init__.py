@@ -23,5 +23,5 @@ __all__ = [
     "PIPELINES", "ClassificationResult", "Classifier", "Detection", "DetectionResult", "Detector", "Engine",
     "ModelMetadata", "Prediction", "Runner", "SegmentInstance", "SegmentationResult", "Segmenter",
     "TranslationResult", "Translator", "available_backends", "draw", "draw_classification", "draw_detections",
-    "draw_segmentation", "load_engine", "open", "pipeline_options", "read_image", "read_metadata", "task_of",
-]
+    "draw_segmentation", "load_engine", "pipeline_options", "read_image", "read_metadata", "task_of",
+]  # open is left out of __all__: a star import must not shadow the builtin open
