@@ -87,7 +87,7 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
                 argv += SHORT.get(argv[1], SHORT_TRAINING)
             assert main(argv) == 0, command
             ran.append(argv[0])
-    assert {"data", "train", "convert", "eval", "predict", "benchmark", "summary"} <= set(ran)
+    assert {"data", "train", "convert", "eval", "predict", "benchmark", "inspect", "summary"} <= set(ran)
     assert list(Path("runs/mine/predicted").glob("*.png")) and Path("runs/p2p/predicted/predictions.jsonl").exists()
     for index, block in enumerate(blocks("python")):
         result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path,

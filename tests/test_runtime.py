@@ -448,3 +448,46 @@ def test_external_delegate_library_is_loaded_by_path(classifier_file, tmp_path, 
                           (classifier_file, "could not be opened as a shared library")):
         assert main(["benchmark", str(classifier_file), "--delegate", str(path), "--runs", "1"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_inspect_describes_any_tflite_and_refuses_broken_ones(classifier_file, tmp_path, capsys):
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.export.convert import convert
+    from edgecnn.export.keras_io import load_model
+    from edgecnn.runtime import inspect_model
+
+    assert main(["inspect", str(classifier_file), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["inputs"][0]["shape"] == [1, 32, 32, 3] and report["inputs"][0]["dtype"] == "float32"
+    assert report["outputs"][0]["shape"] == [1, 10] and report["builtin_only"] and report["ops"]["CONV_2D"] >= 1
+    assert report["edgecnn_metadata"]["task"] == "classification" and len(report["edgecnn_metadata"]["labels"]) == 10
+    assert "edgecnn" in report["metadata_entries"] and report["standard_metadata"]["present"] is False
+    assert report["signatures"] == ["serving_default"] and report["mediapipe"]["checked"] is False
+
+    # a file without edgecnn metadata, with int8 input and output: read from the flatbuffer alone
+    model = load_model(classifier_file.parent / "model.keras")
+    calibration = [np.random.default_rng(i).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32) for i in range(4)]
+    plain = convert(model, "int8-io", lambda: ([c] for c in calibration))
+    described = inspect_model(plain)
+    assert described["edgecnn_metadata"] is None and described["inputs"][0]["dtype"] == "int8"
+    engine = edgecnn.runtime.load_engine(plain)
+    assert described["inputs"][0]["quantization"]["scale"][0] == pytest.approx(engine.inputs[0].scale)
+    assert described["inputs"][0]["quantization"]["zero_point"][0] == engine.inputs[0].zero_point
+    assert main(["inspect", str(classifier_file)]) == 0
+    assert "task classification" in capsys.readouterr().out
+
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(classifier_file.read_bytes()[:3000])
+    assert main(["inspect", str(broken)]) == 2
+    assert "could not be read" in capsys.readouterr().err
+    rng = np.random.default_rng(3)
+    data = classifier_file.read_bytes()
+    for index in range(60):  # truncated and bit-flipped copies: a description or a clear error, nothing else
+        damaged = bytearray(data[:int(rng.integers(8, len(data)))] if index % 2 else data)
+        if not index % 2:
+            for position in rng.integers(0, 4096, 8):
+                damaged[position] ^= int(rng.integers(1, 256))
+        try:
+            inspect_model(bytes(damaged))
+        except EdgeCNNError:
+            pass

@@ -1,4 +1,4 @@
-"""`edgecnn predict` and `edgecnn benchmark`: the device side, with the base install only
+"""`edgecnn predict`, `edgecnn benchmark` and `edgecnn inspect`: the device side, with the base install only
 (no TensorFlow is imported by these commands)."""
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ def add_parsers(subparsers) -> None:
     benchmark.add_argument("--delegate", metavar="LIBRARY", help="an external TFLite delegate library (.so) to run the model with, e.g. the GPU delegate of an old Pi image")
     benchmark.add_argument("--json", action="store_true")
     benchmark.set_defaults(handler=run_benchmark)
+
+    inspect = subparsers.add_parser("inspect", help="what a .tflite file holds: I/O, quantization, ops, metadata")
+    inspect.add_argument("model", help="any .tflite file")
+    inspect.add_argument("--json", action="store_true", help="print the description as JSON")
+    inspect.set_defaults(handler=run_inspect)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -156,4 +161,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
         print(f"invoke   p50 {result['invoke_ms']['p50']:.3f} ms  p90 {result['invoke_ms']['p90']:.3f} ms")
         if result["pipeline_ms"]:
             print(f"pipeline p50 {result['pipeline_ms']['p50']:.3f} ms  p90 {result['pipeline_ms']['p90']:.3f} ms")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from edgecnn.runtime.inspection import format_inspection, inspect_model
+
+    report = inspect_model(args.model)
+    if args.json:
+        print_json(report)
+    else:
+        print(format_inspection(report))
     return 0

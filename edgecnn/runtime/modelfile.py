@@ -9,7 +9,8 @@ from functools import cache
 from edgecnn.errors import EdgeCNNError
 
 
-def _schema():
+def tflite_schema():
+    """The TFLite flatbuffer schema module that ships inside ai-edge-litert."""
     try:
         from ai_edge_litert import schema_py_generated
     except ImportError as error:
@@ -19,14 +20,14 @@ def _schema():
 
 @cache
 def _builtin_names() -> dict[int, str]:
-    operators = _schema().BuiltinOperator
+    operators = tflite_schema().BuiltinOperator
     return {value: name for name, value in vars(operators).items() if name.isupper() and isinstance(value, int)}
 
 
 def operator_names(data: bytes) -> list[str]:
     """The name of every operator in every subgraph, in execution order. Custom ops appear as
     ``CUSTOM:<code>`` (Flex ops as ``CUSTOM:Flex...``)."""
-    schema = _schema()
+    schema = tflite_schema()
     try:
         model = schema.Model.GetRootAs(data, 0)
         codes = []

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from edgecnn.runtime.modelfile import operator_names
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated
-
-    return schema_py_generated
+from edgecnn.runtime.modelfile import operator_names, tflite_schema
 
 
 def single_operator_models(data: bytes) -> dict[str, bytes]:
@@ -16,7 +10,7 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
     constant inputs, its other inputs as graph inputs and its outputs as graph outputs."""
     import flatbuffers
 
-    schema = _schema()
+    schema = tflite_schema()
     names = operator_names(data)
     source = schema.Model.GetRootAs(data, 0)
     first_index: dict[str, int] = {}
@@ -53,5 +47,5 @@ def _has_data(buffer) -> bool:
 def output_tensor_name(data: bytes) -> str:
     """The name of the first output tensor of the main subgraph (converters name tensors after
     the layer that produced them, e.g. ``model/block1_norm/SquaredDifference``)."""
-    graph = _schema().Model.GetRootAs(data, 0).Subgraphs(0)
+    graph = tflite_schema().Model.GetRootAs(data, 0).Subgraphs(0)
     return (graph.Tensors(graph.Outputs(0)).Name() or b"").decode(errors="replace")
