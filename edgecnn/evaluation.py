@@ -20,6 +20,7 @@ import numpy as np
 from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.images import letterbox
+from edgecnn.runtime.tasks import open as open_pipeline
 from edgecnn.runtime.detection import RawDetections, postprocess
 
 log = logging.getLogger("edgecnn.evaluation")
@@ -101,8 +102,6 @@ def evaluate_keras_detector(model, dataset: DetectionSet, strides: tuple[int, ..
 
 def evaluate_tflite_detector(model_bytes: bytes, dataset: DetectionSet, accelerator: str = "cpu",
                              threads: int | None = None) -> dict:
-    from edgecnn.runtime import open as open_pipeline
-
     detector = open_pipeline(model_bytes, accelerator, threads, task="detection",
                              score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
 
@@ -130,8 +129,6 @@ def evaluate_keras_classifier(model, spec, split: str = "val", limit: int | None
 
 def evaluate_tflite_classifier(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
                                accelerator: str = "cpu", threads: int | None = None) -> dict:
-    from edgecnn.runtime import open as open_pipeline
-
     classifier = open_pipeline(model_bytes, accelerator, threads, task="classification", top_k=1)
     images, labels, _ = _classification_data(spec, classifier.size, split, limit)
     scale = 255.0 * classifier.scale
@@ -172,8 +169,6 @@ def evaluate_tflite_segmenter(model_bytes: bytes, spec, split: str = "val", limi
                               accelerator: str = "cpu", threads: int | None = None) -> dict:
     """Through the runtime Segmenter on the letterboxed inputs (class maps at input size)."""
     from edgecnn.data.segmentation import load_segmentation_samples
-    from edgecnn.runtime import open as open_pipeline
-
     segmenter = open_pipeline(model_bytes, accelerator, threads, task="segmentation")
     dataset = load_segmentation_samples(spec, segmenter.size, split, limit)
     predicted = np.stack([segmenter.class_map(image) for image in dataset.images])
@@ -226,11 +221,7 @@ def _evaluate_tflite(data: bytes, spec, split: str, limit: int | None, accelerat
         raise EdgeCNNError("This .tflite file carries no edgecnn metadata, so its task is unknown.",
                            "Pass the task (CLI: --task classification|detection|segmentation).")
     if task == "detection":
-        from edgecnn.data.detection import load_detection_samples
-
-        dataset = load_detection_samples(spec, split, limit)
-        log.info(f"evaluating on {len(dataset.samples)} images")
-        return evaluate_tflite_detector(data, dataset, accelerator, threads)
+        return evaluate_tflite_detector(data, _detection_set(spec, split, limit), accelerator, threads)
     if task == "segmentation":
         return evaluate_tflite_segmenter(data, spec, split, limit, accelerator, threads)
     if task == "classification":
@@ -243,14 +234,20 @@ def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None
 
     task = infer_task(model, task)
     if task == "detection":
-        from edgecnn.data.detection import load_detection_samples
         from edgecnn.models.yolo import detection_layout
 
-        dataset = load_detection_samples(spec, split, limit)
-        log.info(f"evaluating on {len(dataset.samples)} images")
-        return evaluate_keras_detector(model, dataset, tuple(detection_layout(model)["strides"]))
+        strides = tuple(detection_layout(model)["strides"])
+        return evaluate_keras_detector(model, _detection_set(spec, split, limit), strides)
     if task == "segmentation":
         return evaluate_keras_segmenter(model, spec, split, limit)
     if task == "classification":
         return evaluate_keras_classifier(model, spec, split, limit)
     raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
+
+
+def _detection_set(spec, split: str, limit: int | None) -> DetectionSet:
+    from edgecnn.data.detection import load_detection_samples
+
+    dataset = load_detection_samples(spec, split, limit)
+    log.info(f"evaluating on {len(dataset.samples)} images")
+    return dataset
