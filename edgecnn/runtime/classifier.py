@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import read_model_bytes
-from edgecnn.runtime.metadata import label_of, read_metadata, require_task
+from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
 from edgecnn.runtime.model_input import FrameWriter, normalization_of
 from edgecnn.runtime.runner import Runner
 
@@ -51,7 +51,7 @@ class Classifier:
         normalization = normalization_of(self.metadata)
         self.scale, self.offset = normalization.scale, normalization.offset
         self._write_frame = FrameWriter(self.runner, self.scale, self.offset, stretch=True)
-        self.labels = labels or (list(self.metadata.labels) if self.metadata and self.metadata.labels else None)
+        self.labels = labels_of(self.metadata, labels)
         self.top_k = top_k
         outputs = self.metadata.outputs if self.metadata else ()
         self.logits = (outputs[0].kind if outputs else "logits") == "logits"

@@ -13,7 +13,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.detection import postprocess
 from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import as_rgb8
-from edgecnn.runtime.metadata import label_of, read_metadata, require_task
+from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
 from edgecnn.runtime.model_input import FrameWriter, normalization_of
 from edgecnn.runtime.runner import Runner
 
@@ -74,7 +74,7 @@ class Detector:
         normalization = normalization_of(self.metadata)
         self.scale, self.offset = normalization.scale, normalization.offset
         self._write_frame = FrameWriter(self.runner, self.scale, self.offset)
-        self.labels = labels or (list(self.metadata.labels) if self.metadata and self.metadata.labels else None)
+        self.labels = labels_of(self.metadata, labels)
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
         self.max_detections = max_detections
 

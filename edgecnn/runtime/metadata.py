@@ -105,6 +105,11 @@ def require_task(metadata: ModelMetadata | None, task: str) -> None:
                            "Open it with edgecnn.runtime.open(path), which picks the pipeline from the metadata.")
 
 
+def labels_of(metadata: ModelMetadata | None, given: list[str] | None = None) -> list[str] | None:
+    """The class names a pipeline uses: ``given`` by the caller, else the file's, else None."""
+    return given or (list(metadata.labels) if metadata is not None and metadata.labels else None)
+
+
 def label_of(labels: tuple[str, ...] | list[str] | None, index: int) -> str:
     """The class name of ``index``, or the index itself where there is none."""
     return labels[index] if labels and 0 <= index < len(labels) else str(index)

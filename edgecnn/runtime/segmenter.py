@@ -12,7 +12,7 @@ import numpy as np
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import as_rgb8
-from edgecnn.runtime.metadata import label_of, read_metadata, require_task
+from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
 from edgecnn.runtime.model_input import FrameWriter, normalization_of
 from edgecnn.runtime.runner import Runner
 
@@ -87,8 +87,7 @@ class Segmenter:
         normalization = normalization_of(self.metadata)
         self.scale, self.offset = normalization.scale, normalization.offset
         self._write_frame = FrameWriter(self.runner, self.scale, self.offset)
-        self.labels = labels or (list(self.metadata.labels) if self.metadata and self.metadata.labels else None) \
-            or [str(i) for i in range(self.num_classes)]
+        self.labels = labels_of(self.metadata, labels) or [str(i) for i in range(self.num_classes)]
 
     def class_map(self, unit_image: np.ndarray) -> np.ndarray:
         """Class ids (H, W) at the model's input size for an input-sized float image in [0, 1]."""
