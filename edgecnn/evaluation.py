@@ -21,7 +21,7 @@ from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.images import letterbox
 from edgecnn.runtime.tasks import open as open_pipeline
-from edgecnn.runtime.detection import RawDetections, postprocess
+from edgecnn.runtime.detection import LOG_DISTANCES, RawDetections, postprocess
 
 log = logging.getLogger("edgecnn.evaluation")
 
@@ -58,7 +58,7 @@ def coco_map(dataset: DetectionSet, detections: Iterable[tuple[int, RawDetection
 
 def detect_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], strides: tuple[int, ...],
                    infer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], batch_size: int = 1,
-                   progress: bool = False) -> list[tuple[int, RawDetections]]:
+                   progress: bool = False, box_encoding: str = LOG_DISTANCES) -> list[tuple[int, RawDetections]]:
     """Letterbox every image, run ``infer`` on a batch (B, H, W, C) float32 in [0, 1] returning
     raw (B, N, 4) and (B, N, C) outputs, post-process and map boxes back to each image."""
     height, width, channels = input_size
@@ -76,7 +76,7 @@ def detect_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], stri
         raw_boxes, raw_scores = infer(np.stack(images))
         for sample, fit, boxes, scores in zip(chunk, fits, raw_boxes, raw_scores):
             result = postprocess(boxes, scores, (height, width), strides, EVAL_SCORE_THRESHOLD, 0.5,
-                                 EVAL_MAX_DETECTIONS)
+                                 EVAL_MAX_DETECTIONS, box_encoding=box_encoding)
             result.boxes = fit.to_original(result.boxes, sample.image.shape[1], sample.image.shape[0])
             found.append((sample.image_id, result))
     return found
@@ -109,7 +109,8 @@ def evaluate_tflite_detector(model_bytes: bytes, dataset: DetectionSet, accelera
         boxes, scores = detector.raw(batch)
         return boxes, scores
 
-    metrics = coco_map(dataset, detect_dataset(dataset, detector.size, detector.strides, infer, 1))
+    metrics = coco_map(dataset, detect_dataset(dataset, detector.size, detector.strides, infer, 1,
+                                               box_encoding=detector.box_encoding))
     return {**metrics, "backend": detector.runner.backend, "accelerator": detector.runner.accelerator,
             "fully_accelerated": detector.runner.fully_accelerated}
 

@@ -40,10 +40,25 @@ def _decode_table(input_size: tuple[int, int], strides: tuple[int, ...]) -> tupl
     return np.tile(centres, 2), signed.astype(np.float32)
 
 
+# box encodings of a detector's box output (the file's metadata names its own):
+# log-distances (left, top, right, bottom) in stride units, the model's own (and int8-io files');
+# (dy, dx, h, w) in stride units, the files' device head (export/device_heads.py)
+LOG_DISTANCES, YXHW_STRIDE = "ltrb_log_stride", "yxhw_stride"
+BOX_ENCODINGS = (LOG_DISTANCES, YXHW_STRIDE)
+
+
 def decode_boxes(raw: np.ndarray, input_size: tuple[int, int], strides: tuple[int, ...],
-                 points: np.ndarray | None = None) -> np.ndarray:
-    """(K, 4) log-distances (left, top, right, bottom) of the points ``points`` (default: all N)
-    -> (K, 4) x1, y1, x2, y2 in input pixels."""
+                 points: np.ndarray | None = None, encoding: str = LOG_DISTANCES) -> np.ndarray:
+    """(K, 4) raw boxes of the points ``points`` (default: all N) in ``encoding`` -> (K, 4)
+    x1, y1, x2, y2 in input pixels."""
+    if encoding == YXHW_STRIDE:
+        centres, point_strides = anchor_points(tuple(input_size), tuple(strides))
+        if points is not None:
+            centres, point_strides = centres[points], point_strides[points]
+        scaled = raw * point_strides[:, None]
+        centre_x, centre_y = centres[:, 0] + scaled[:, 1], centres[:, 1] + scaled[:, 0]
+        half_w, half_h = scaled[:, 3] / 2, scaled[:, 2] / 2
+        return np.stack([centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h], 1)
     centres, signed = _decode_table(tuple(input_size), tuple(strides))
     if points is not None:
         centres, signed = centres[points], signed[points]
@@ -152,13 +167,18 @@ class RawDetections:
     boxes: np.ndarray  # (K, 4) x1, y1, x2, y2 in model-input pixels
     scores: np.ndarray  # (K,)
     classes: np.ndarray  # (K,)
+    points: np.ndarray | None = None  # (K,) the output row (anchor point) of each
 
 
 def postprocess(raw_boxes: np.ndarray, raw_scores: np.ndarray, input_size: tuple[int, int],
                 strides: tuple[int, ...], score_threshold: float = 0.25, iou_threshold: float = 0.5,
                 max_detections: int = 100, max_candidates: int = 1000,
-                quantization: tuple[tuple[float, int], tuple[float, int]] | None = None) -> RawDetections:
-    """Decode one image's outputs ((N, 4), (N, C) raw logits) into final detections.
+                quantization: tuple[tuple[float, int], tuple[float, int]] | None = None,
+                box_encoding: str = LOG_DISTANCES, agnostic: bool = False) -> RawDetections:
+    """Decode one image's outputs ((N, 4) boxes in ``box_encoding``, (N, C) raw logits) into
+    final detections: every (point, class) above the threshold, class-aware NMS. ``agnostic``:
+    MediaPipe's ObjectDetector semantics instead, one class per point (its best) and NMS across
+    classes.
 
     ``quantization``: the outputs are an int8 model's stored integers, with these (scale,
     zero point) for boxes and scores. The threshold is then applied to the integers and only the
@@ -166,6 +186,13 @@ def postprocess(raw_boxes: np.ndarray, raw_scores: np.ndarray, input_size: tuple
     runtime's dequantize formula, compared level by level), for a fraction of the cost."""
     raw_boxes = np.asarray(raw_boxes).reshape(-1, 4)
     raw_scores = np.asarray(raw_scores).reshape(len(raw_boxes), -1)
+    if agnostic:  # the same path on one "class", the best of each point; then its label back
+        best = raw_scores.argmax(axis=1)
+        found = postprocess(raw_boxes, np.take_along_axis(raw_scores, best[:, None], 1), input_size, strides,
+                            score_threshold, iou_threshold, max_detections, max_candidates, quantization,
+                            box_encoding)
+        found.classes = best[found.points].astype(np.int64)
+        return found
     if quantization is None:
         raw_boxes, raw_scores = raw_boxes.astype(np.float32, copy=False), raw_scores.astype(np.float32, copy=False)
     # threshold on logits first: the sigmoid is only computed for the few candidates; a flat
@@ -178,10 +205,11 @@ def postprocess(raw_boxes: np.ndarray, raw_scores: np.ndarray, input_size: tuple
         lowest = _lowest_passing_level(flat_scores.dtype.str, *quantization[1], logit_threshold)
         candidates = np.zeros(0, np.int64) if lowest is None else np.flatnonzero(flat_scores >= lowest)
     if len(candidates) == 0:
-        return RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+        return RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                             np.zeros(0, np.int64))
     if len(candidates) <= SMALL_NMS:
         return _postprocess_few(candidates, flat_scores, raw_boxes, raw_scores.shape[1], tuple(input_size),
-                                tuple(strides), iou_threshold, max_detections, quantization)
+                                tuple(strides), iou_threshold, max_detections, quantization, box_encoding)
     logits = flat_scores[candidates]
     if quantization is not None:
         logits = dequantize_values(logits, *quantization[1])
@@ -192,10 +220,11 @@ def postprocess(raw_boxes: np.ndarray, raw_scores: np.ndarray, input_size: tuple
     point_boxes = raw_boxes[points]
     if quantization is not None:
         point_boxes = dequantize_values(point_boxes, *quantization[0])
-    boxes = decode_boxes(point_boxes, input_size, strides, points)
+    boxes = decode_boxes(point_boxes, input_size, strides, points, box_encoding)
     scores = sigmoid(logits)
     keep = batched_nms(boxes, scores, classes, iou_threshold, max_detections)
-    return RawDetections(boxes[keep], scores[keep].astype(np.float32), classes[keep].astype(np.int64))
+    return RawDetections(boxes[keep], scores[keep].astype(np.float32), classes[keep].astype(np.int64),
+                         points[keep].astype(np.int64))
 
 
 def _top(values: np.ndarray, count: int) -> np.ndarray:
@@ -237,8 +266,8 @@ def _level_values(dtype: str, scale: float, zero_point: int) -> tuple[list[float
 
 def _postprocess_few(candidates: np.ndarray, flat_scores: np.ndarray, raw_boxes: np.ndarray, num_classes: int,
                      input_size: tuple[int, int], strides: tuple[int, ...], iou_threshold: float,
-                     max_detections: int, quantization: tuple[tuple[float, int], tuple[float, int]] | None
-                     ) -> RawDetections:
+                     max_detections: int, quantization: tuple[tuple[float, int], tuple[float, int]] | None,
+                     box_encoding: str = LOG_DISTANCES) -> RawDetections:
     """``postprocess`` for the handful of candidates a trained model leaves on most frames, in
     plain Python on floats: right after an invoke has evicted the caches, each of the ~35 NumPy
     calls of the vector path costs several microseconds. Stored integers are dequantized through
@@ -252,17 +281,24 @@ def _postprocess_few(candidates: np.ndarray, flat_scores: np.ndarray, raw_boxes:
         rows = [[box_levels[value - box_low] for value in row] for row in rows]
     centres_x, centres_y, point_strides = _point_lists(input_size, strides)
     boxes = []
-    for point, (left, top, right, bottom) in zip(points, rows):
-        x, y, stride = centres_x[point], centres_y[point], point_strides[point]
-        boxes.append([x - _distance(left) * stride, y - _distance(top) * stride,
-                      x + _distance(right) * stride, y + _distance(bottom) * stride])
+    if box_encoding == YXHW_STRIDE:
+        for point, (dy, dx, h, w) in zip(points, rows):
+            stride = point_strides[point]
+            x, y = centres_x[point] + dx * stride, centres_y[point] + dy * stride
+            half_w, half_h = w * stride / 2, h * stride / 2
+            boxes.append([x - half_w, y - half_h, x + half_w, y + half_h])
+    else:
+        for point, (left, top, right, bottom) in zip(points, rows):
+            x, y, stride = centres_x[point], centres_y[point], point_strides[point]
+            boxes.append([x - _distance(left) * stride, y - _distance(top) * stride,
+                          x + _distance(right) * stride, y + _distance(bottom) * stride])
     order = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)  # stable, best first
     keep = [order[k] for k in _nms_python([boxes[k] for k in order], iou_threshold, max_detections,
                                            [classes[k] for k in order])]
     return RawDetections(np.array([boxes[k] for k in keep], np.float32).reshape(-1, 4),
                          np.array([1.0 / (1.0 + math.exp(-max(min(logits[k], 60.0), -60.0))) for k in keep],
                                   np.float32),
-                         np.array([classes[k] for k in keep], np.int64))
+                         np.array([classes[k] for k in keep], np.int64), np.array([points[k] for k in keep], np.int64))
 
 
 def _distance(raw: float) -> float:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.detection import postprocess
+from edgecnn.runtime.detection import BOX_ENCODINGS, LOG_DISTANCES, postprocess
 from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import as_rgb8
 from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
@@ -42,12 +42,14 @@ class Detector:
 
     Reads the decoding parameters (strides, box encoding) from the file's metadata; for a file
     without them, pass ``strides`` (anchor-free YOLO layout: outputs (1, N, 4) log-distances and
-    (1, N, C) class logits)."""
+    (1, N, C) class logits). Every class above ``score_threshold`` at a point is a detection,
+    with class-aware NMS; ``agnostic=True`` keeps each point's best class and suppresses across
+    classes, as MediaPipe's ObjectDetector does with the same file."""
 
     def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
                  score_threshold: float = 0.25, iou_threshold: float = 0.5, max_detections: int = 100,
                  labels: list[str] | None = None, strides: list[int] | None = None,
-                 runner: Runner | None = None) -> None:
+                 runner: Runner | None = None, agnostic: bool = False) -> None:
         data = read_model_bytes(model)
         self.metadata = read_metadata(data)
         require_task(self.metadata, "detection")
@@ -57,6 +59,11 @@ class Detector:
             raise EdgeCNNError("This model carries no detection decoding metadata (the head strides).",
                                "Pass them on the command line (--strides 8 16 32 for an anchor-free YOLO), or "
                                "convert the model with `edgecnn convert --task detection`.")
+        self.box_encoding = decoding.get("box_encoding") or LOG_DISTANCES
+        if self.box_encoding not in BOX_ENCODINGS:
+            raise EdgeCNNError(f"This model's boxes are encoded as '{self.box_encoding}', which this version of "
+                               f"edgecnn does not decode (it knows {', '.join(BOX_ENCODINGS)}).",
+                               "Upgrade edgecnn on the device, or convert the model with this version.")
         self.runner = runner or Runner(data, accelerator, threads)
         shape = self.runner.inputs[0].shape
         if len(shape) != 4 or len(self.runner.outputs) != 2:
@@ -77,6 +84,7 @@ class Detector:
         self.labels = labels_of(self.metadata, labels)
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
         self.max_detections = max_detections
+        self.agnostic = agnostic
 
     def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Model outputs for a preprocessed (1, H, W, C) float batch in [0, 1]: (boxes, scores)."""
@@ -93,7 +101,7 @@ class Detector:
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         found = postprocess(outputs[self.box_output][0], outputs[1 - self.box_output][0], (height, width),
                             self.strides, self.score_threshold, self.iou_threshold, self.max_detections,
-                            quantization=self._quantization)
+                            quantization=self._quantization, box_encoding=self.box_encoding, agnostic=self.agnostic)
         boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
         detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
                       zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]

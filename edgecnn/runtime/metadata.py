@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.flatbuffer_fields import metadata_buffer
 
 METADATA_NAME = "edgecnn"
 # 2: the typed schema (ModelMetadata); version-1 documents have the same fields and read alike
@@ -122,10 +123,10 @@ def _known(cls, document: dict) -> dict:
 
 def read_metadata(data: bytes) -> ModelMetadata | None:
     """The edgecnn metadata of a model, or None for files that carry none (third-party models).
-    Read straight from the flatbuffer (see ``_metadata_buffer``), so it needs neither TensorFlow
+    Read straight from the flatbuffer (see ``flatbuffer_fields``), so it needs neither TensorFlow
     nor ai-edge-litert's schema module: an old Pi image with only tflite_runtime reads it too."""
     try:
-        raw = _metadata_buffer(data, METADATA_NAME)
+        raw = metadata_buffer(data, METADATA_NAME)
         document = None if raw is None else json.loads(raw.decode("utf-8"))
     except (struct.error, ValueError, UnicodeDecodeError, RecursionError) as error:  # JSON nested too deep
         raise EdgeCNNError(
@@ -140,80 +141,3 @@ def read_metadata(data: bytes) -> ModelMetadata | None:
     return ModelMetadata.from_dict(document)
 
 
-# TFLite schema (schema.fbs) field numbers: Model.buffers = 4, Model.metadata = 6;
-# Metadata.name = 0, Metadata.buffer = 1; Buffer.data = 0, Buffer.offset = 1, Buffer.size = 2
-# (offset/size: data kept after the flatbuffer, in files over 2 GB)
-_MODEL_BUFFERS, _MODEL_METADATA = 4, 6
-
-
-def _metadata_buffer(data: bytes, name: str) -> bytes | None:
-    """The bytes of the buffer of the metadata entry ``name``, read with the FlatBuffers binary
-    layout (little-endian; a table starts with the signed offset back to its vtable, whose
-    16-bit entries give each field's position in the table; a reference is a uint32 offset from
-    where it is stored; a vector is a uint32 length and its elements). Every read is bounds-checked
-    by ``struct``, so a corrupt file raises ``struct.error``/``ValueError`` and never loops long."""
-    root = _reference(data, 0)
-    entries = _field_reference(data, root, _MODEL_METADATA)
-    if entries is None:
-        return None
-    for entry in _vector_of_tables(data, entries):
-        label = _field_reference(data, entry, 0)
-        if label is None or _vector_bytes(data, label) != name.encode():
-            continue
-        index = _field_scalar(data, entry, 1, "<I", 0)
-        buffers = _field_reference(data, root, _MODEL_BUFFERS)
-        tables = _vector_of_tables(data, buffers) if buffers is not None else []
-        if index >= len(tables):
-            raise ValueError(f"metadata buffer {index} of {len(tables)}")
-        contents = _field_reference(data, tables[index], 0)
-        if contents is not None:
-            return _vector_bytes(data, contents)
-        offset, size = _field_scalar(data, tables[index], 1, "<Q", 0), _field_scalar(data, tables[index], 2, "<Q", 0)
-        if offset + size > len(data):
-            raise ValueError("metadata buffer outside the file")
-        return data[offset:offset + size]
-    return None
-
-
-def _unpack(layout: str, data: bytes, position: int) -> tuple:
-    if position < 0:  # struct would count a negative position from the end
-        raise ValueError("reference before the start of the file")
-    return struct.unpack_from(layout, data, position)
-
-
-def _reference(data: bytes, position: int) -> int:
-    return position + _unpack("<I", data, position)[0]
-
-
-def _field_position(data: bytes, table: int, field: int) -> int | None:
-    vtable = table - _unpack("<i", data, table)[0]
-    vtable_size = _unpack("<H", data, vtable)[0]
-    entry = 4 + 2 * field
-    if entry + 2 > vtable_size:
-        return None  # a field added after this file was written: absent
-    offset = _unpack("<H", data, vtable + entry)[0]
-    return table + offset if offset else None
-
-
-def _field_reference(data: bytes, table: int, field: int) -> int | None:
-    position = _field_position(data, table, field)
-    return None if position is None else _reference(data, position)
-
-
-def _field_scalar(data: bytes, table: int, field: int, layout: str, default: int) -> int:
-    position = _field_position(data, table, field)
-    return default if position is None else _unpack(layout, data, position)[0]
-
-
-def _vector_of_tables(data: bytes, vector: int) -> list[int]:
-    length = _unpack("<I", data, vector)[0]
-    if vector + 4 + 4 * length > len(data):
-        raise ValueError("vector runs past the end of the file")
-    return [_reference(data, vector + 4 + 4 * index) for index in range(length)]
-
-
-def _vector_bytes(data: bytes, vector: int) -> bytes:
-    length = _unpack("<I", data, vector)[0]
-    if vector + 4 + length > len(data):
-        raise ValueError("vector runs past the end of the file")
-    return bytes(data[vector + 4:vector + 4 + length])
