@@ -69,6 +69,7 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
         parse_spec(calibration)  # a bad spec fails before the slow model load
     from edgecnn.export.convert import convert as to_flatbuffer
     from edgecnn.export.convert import is_quantization_aware
+    from edgecnn.export.device_heads import add_device_heads
     from edgecnn.export.keras_io import load_model
     from edgecnn.export.metadata import infer_task, metadata_for, write_metadata
     from edgecnn.export.report import build_report
@@ -114,15 +115,17 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
             for image in calibration_images:
                 yield [image[None]]
     flatbuffer = to_flatbuffer(model, target, representative)
+    flatbuffer, device_head = add_device_heads(flatbuffer, task)
     _require_loads(flatbuffer, target, out, calibration, calibration_images, threads)
     metadata = metadata_for(model, task, labels or class_names, target,
                             Path(source).name if isinstance(model_or_path, (str, os.PathLike)) else None,
-                            recipe.to_dict() if recipe is not None else None)
+                            recipe.to_dict() if recipe is not None else None, device_head)
     flatbuffer = write_metadata(flatbuffer, metadata)
     if out is not None:
         atomic_write_bytes(out, flatbuffer)
         log.info(f"wrote {out} ({len(flatbuffer):,} bytes); verifying (parity, ops, GPU, latency)")
-    figures = build_report(flatbuffer, model, target, parity_samples, task, sample_source, threads=threads)
+    figures = build_report(flatbuffer, model, target, parity_samples, task, sample_source, threads=threads,
+                           device_head=device_head)
     result = ConversionReport(**figures, output=str(out) if out is not None else None, source=source,
                               metadata=metadata, flatbuffer=flatbuffer)
     if report is not None:

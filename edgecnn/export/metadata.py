@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.detection import YXHW_STRIDE
 from edgecnn.runtime.metadata import (GENERATOR_NORMALIZATION, METADATA_NAME, SCHEMA_VERSION, TASKS, InputSpec,
                                       ModelMetadata, Normalization, OutputSpec)
+from edgecnn.runtime.standard_metadata import STANDARD_METADATA_NAME
 
 # what each output holds, in the model's output order
 OUTPUT_KINDS = {"classification": ("logits",), "detection": ("box_log_distances", "class_logits"),
@@ -55,41 +57,61 @@ def decoding_of(model, task: str) -> dict[str, Any] | None:
 
 
 def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: str | None = None,
-                 source_model: str | None = None, recipe: dict | None = None) -> ModelMetadata:
-    """The metadata of a Keras model's converted file."""
+                 source_model: str | None = None, recipe: dict | None = None,
+                 device_head: bool = False) -> ModelMetadata:
+    """The metadata of a Keras model's converted file; ``device_head``: the file carries the
+    task's device head (export/device_heads.py), which changes what its first output holds."""
     from edgecnn import __version__
+    from edgecnn.export.device_heads import HEADS
 
     size = tuple(int(d) for d in model.input_shape[1:])
     spec = InputSpec(size=size, name=model.inputs[0].name.split(":")[0], color="RGB" if size[-1] == 3 else "GRAY",
                      normalization=GENERATOR_NORMALIZATION if task == "generation" else Normalization())
     kinds = OUTPUT_KINDS.get(task, ("raw",) * len(model.outputs))
+    decoding = decoding_of(model, task)
+    if device_head:
+        kinds = (HEADS[task], *kinds[1:])
+        if decoding is not None:
+            decoding = {**decoding, "box_encoding": YXHW_STRIDE}
     outputs = tuple(OutputSpec((1, *(int(d) for d in o.shape[1:])), kind, OUTPUT_RANGE.get(task))
                     for o, kind in zip(model.outputs, kinds))
     return ModelMetadata(task=task, input=spec, outputs=outputs, labels=tuple(labels) if labels else None,
-                         decoding=decoding_of(model, task), target=target, source_model=source_model, recipe=recipe,
+                         decoding=decoding, target=target, source_model=source_model, recipe=recipe,
                          edgecnn_version=__version__)
 
 
 def write_metadata(data: bytes, metadata: ModelMetadata) -> bytes:
-    """A copy of the flatbuffer ``data`` with ``metadata`` stored as its edgecnn entry
-    (replacing any earlier one)."""
+    """A copy of the flatbuffer ``data`` with ``metadata`` stored twice: as edgecnn's entry (the
+    runtime's) and as the standard TFLite Model Metadata with its label file packed after the
+    flatbuffer (MediaPipe Tasks' and Android's). Earlier entries of either name, and an earlier
+    packed archive, are replaced."""
     import flatbuffers
     import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
+    from edgecnn.export.device_heads import keras_output_order
+    from edgecnn.export.standard_metadata import associated_files_archive, describe, serialize
+
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    input_is_float = model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].type == schema.TensorType.FLOAT32
+    standard = describe(metadata, input_is_float, keras_output_order(data))
     document = {**metadata.to_dict(), "schema_version": SCHEMA_VERSION}
-    payload = np.frombuffer(json.dumps(document, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    buffer = schema.BufferT()
-    buffer.data = payload
-    model.buffers = list(model.buffers or []) + [buffer]
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != METADATA_NAME] + [entry]
-    builder = flatbuffers.Builder(len(data) + len(payload) + 1024)
+    payloads = {METADATA_NAME: json.dumps(document, sort_keys=True).encode("utf-8"),
+                STANDARD_METADATA_NAME: serialize(standard)}
+    entries = [m for m in (model.metadata or []) if _name(m.name) not in payloads]
+    model.buffers = list(model.buffers or [])
+    for name, payload in payloads.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(payload, dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        entries.append(entry)
+    model.metadata = entries
+    builder = flatbuffers.Builder(len(data) + sum(map(len, payloads.values())) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return bytes(builder.Output()) + associated_files_archive(standard.files)
 
 
 def _name(value) -> str:

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from edgecnn.export.device_heads import reference_outputs
 from edgecnn.runtime import load_engine
 from edgecnn.runtime.engine import dequantize, quantize
 from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
@@ -73,16 +74,23 @@ def cpu_latency(engine, sample: np.ndarray, threads: int, runs: int = 20) -> dic
     return {**percentiles(timings), "runs": runs, "threads": threads, "backend": engine.backend}
 
 
-def parity(engine, model, samples: np.ndarray, task: str) -> dict:
+def keras_outputs(model, batch: np.ndarray, task: str, device_head: bool) -> list[np.ndarray]:
+    """The Keras model's outputs as the converted file gives them (through its device head, if
+    it has one)."""
+    expected = model(batch, training=False)
+    expected = [np.asarray(e) for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
+    return reference_outputs(expected, task) if device_head else expected
+
+
+def parity(engine, model, samples: np.ndarray, task: str, device_head: bool = False) -> dict:
     diffs, agree = [], []
     for sample in samples:
         batch = sample[None]
         got = engine(batch)
-        expected = model(batch, training=False)
-        expected = expected if isinstance(expected, (list, tuple)) else [expected]
-        diffs.append(max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected)))
+        expected = keras_outputs(model, batch, task, device_head)
+        diffs.append(max(float(np.abs(g - e).max()) for g, e in zip(got, expected)))
         if task == "classification":
-            agree.append(int(np.argmax(got[0]) == np.argmax(expected[0].numpy())))
+            agree.append(int(np.argmax(got[0]) == np.argmax(expected[0])))
     result = {"samples": int(len(samples)), "max_abs_diff": max(diffs), "mean_max_abs_diff": float(np.mean(diffs))}
     if agree:
         result["top1_agreement"] = float(np.mean(agree))
@@ -98,11 +106,11 @@ def build_report(
     sample_source: str,
     latency_runs: int = 20,
     threads: int | None = None,
+    device_head: bool = False,
 ) -> dict:
     ops = op_histogram(flatbuffer)
     first = samples[:1]
-    expected = model(first, training=False)
-    expected = [e.numpy() for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
+    expected = keras_outputs(model, first, task, device_head)
     threads = threads or os.cpu_count() or 1
     engine = load_engine(flatbuffer, threads=threads)  # one interpreter for latency, parity and I/O details
     latency = cpu_latency(engine, first, threads, latency_runs)
@@ -113,7 +121,8 @@ def build_report(
         "ops": ops,
         "builtin_only": is_builtin_only(ops),
         "gpu": {**gpu_check(flatbuffer, engine, first, expected), "static": static_gpu_analysis(flatbuffer)},
-        "parity": {"against": f"the Keras model on {sample_source}", **parity(engine, model, samples, task)},
+        "parity": {"against": f"the Keras model on {sample_source}",
+                   **parity(engine, model, samples, task, device_head)},
         "latency_ms": latency["p50"],
         "latency": latency,
     }
