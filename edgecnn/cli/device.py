@@ -45,6 +45,9 @@ def add_parsers(subparsers) -> None:
     inspect = subparsers.add_parser("inspect", help="what a .tflite file holds: I/O, quantization, ops, metadata")
     inspect.add_argument("model", help="any .tflite file")
     inspect.add_argument("--json", action="store_true", help="print the description as JSON")
+    inspect.add_argument("--no-mediapipe", action="store_true",
+                         help="do not ask MediaPipe Tasks to open the file (asked by default where a Python with "
+                              "mediapipe is found: $EDGECNN_MEDIAPIPE_PYTHON or ~/.cache/edgecnn/venvs/mediapipe)")
     inspect.set_defaults(handler=run_inspect)
 
 
@@ -165,9 +168,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from edgecnn.runtime.inspection import format_inspection, inspect_model
+    from edgecnn.export.mediapipe_tasks import mediapipe_opens
+    from edgecnn.runtime.inspection import format_inspection, inspect_model, task_of_file
 
     report = inspect_model(args.model)
+    report["mediapipe"] = ({"checked": False, "reason": "skipped (--no-mediapipe)"} if args.no_mediapipe
+                           else mediapipe_opens(args.model, task_of_file(report)))
     if args.json:
         print_json(report)
     else:

@@ -1,6 +1,7 @@
 """`edgecnn inspect`: what any .tflite file holds, read from its flatbuffer alone (no interpreter
 is created, so a file that would crash the native runtime is still described, and nothing of
-TensorFlow or mediapipe is needed)."""
+TensorFlow or mediapipe is needed). Whether MediaPipe Tasks opens the file is asked by the CLI
+(``edgecnn.export.mediapipe_tasks``), in mediapipe's own environment."""
 
 from __future__ import annotations
 
@@ -13,21 +14,20 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.metadata import METADATA_NAME, read_metadata
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram, tflite_schema
-
-# the entry under which TFLite Model Metadata (what MediaPipe Tasks and Android tooling read) is stored
-STANDARD_METADATA_NAME = "TFLITE_METADATA"
+from edgecnn.runtime.standard_metadata import associated_files, read_standard_metadata
 
 
 def inspect_model(model: str | os.PathLike | bytes) -> dict[str, Any]:
     """A description of ``model`` (path or bytes): size, inputs and outputs (shape, dtype,
     quantization), signatures, op histogram, builtin-only, the flatbuffer's metadata entries,
-    edgecnn's metadata and whether the standard TFLite Model Metadata is present."""
+    edgecnn's metadata, the standard TFLite Model Metadata (decoded) and the files packed with it."""
     data = read_model_bytes(model)
     structure = _structure(data)
     ops = op_histogram(data)
     edgecnn_metadata = read_metadata(data)
     entries = structure.pop("metadata_entries")
-    standard = entries.get(STANDARD_METADATA_NAME)
+    standard = read_standard_metadata(data)
+    files = associated_files(data)
     return {
         "source": str(model) if not isinstance(model, (bytes, bytearray)) else "bytes",
         "size_bytes": len(data),
@@ -36,10 +36,22 @@ def inspect_model(model: str | os.PathLike | bytes) -> dict[str, Any]:
         "builtin_only": is_builtin_only(ops),
         "metadata_entries": entries,
         "edgecnn_metadata": edgecnn_metadata.to_dict() if edgecnn_metadata else None,
-        # decoding its contents is not implemented yet: present or not, and its size
-        "standard_metadata": {"present": standard is not None, "size_bytes": standard},
-        "mediapipe": _mediapipe_status(),
+        "standard_metadata": standard,
+        "associated_files": {name: len(content) for name, content in files.items()},
     }
+
+
+def task_of_file(report: dict[str, Any]) -> str | None:
+    """The file's task: edgecnn's metadata, else the standard metadata's model name (MediaPipe's
+    writers name models after their task)."""
+    if report.get("edgecnn_metadata"):
+        return report["edgecnn_metadata"]["task"]
+    name = ((report.get("standard_metadata") or {}).get("name") or "").lower()
+    for prefix, task in (("imageclassifier", "classification"), ("objectdetector", "detection"),
+                         ("imagesegmenter", "segmentation")):
+        if name.replace(" ", "").startswith(prefix):
+            return task
+    return None
 
 
 def _structure(data: bytes) -> dict[str, Any]:
@@ -82,17 +94,6 @@ def _structure(data: bytes) -> dict[str, Any]:
             "signatures": signatures, "metadata_entries": entries}
 
 
-def _mediapipe_status() -> dict[str, Any]:
-    """Whether MediaPipe Tasks can be asked here. The check that it opens the file is not
-    implemented yet; mediapipe lives in its own environment (it needs opencv-contrib-python, a
-    second cv2), so here it is normally absent."""
-    import importlib.util
-
-    if importlib.util.find_spec("mediapipe") is None:
-        return {"checked": False, "reason": "mediapipe is not installed in this environment"}
-    return {"checked": False, "reason": "opening files with MediaPipe Tasks is not implemented yet"}
-
-
 def format_inspection(report: dict[str, Any]) -> str:
     """The human-readable form `edgecnn inspect` prints."""
     def tensor_line(kind: str, item: dict) -> str:
@@ -109,9 +110,38 @@ def format_inspection(report: dict[str, Any]) -> str:
              + ", ".join(f"{name} x{count}" for name, count in report["ops"].items()),
              f"metadata        {', '.join(f'{k} ({v:,} bytes)' for k, v in report['metadata_entries'].items()) or 'none'}",
              "edgecnn         " + (_edgecnn_line(edgecnn_metadata) if edgecnn_metadata else "no edgecnn metadata"),
-             f"standard        TFLite Model Metadata {'present' if report['standard_metadata']['present'] else 'absent'}",
-             f"mediapipe       {report['mediapipe']['reason']}"]
+             "standard        " + _standard_line(report["standard_metadata"], report["associated_files"])]
+    if "mediapipe" in report:
+        mediapipe = report["mediapipe"]
+        if not mediapipe["checked"]:
+            answer = "not checked: " + mediapipe["reason"]
+        else:
+            answer = ("opens it" if mediapipe["opened"] else "refuses it: " + str(mediapipe["reason"])) \
+                + f" (MediaPipe Tasks {mediapipe.get('mediapipe')}, {mediapipe['task']})"
+        lines.append("mediapipe       " + answer)
     return "\n".join(lines)
+
+
+def _standard_line(standard: dict[str, Any] | None, files: dict[str, int]) -> str:
+    """One line per part of the TFLite Model Metadata that a device task reads."""
+    if standard is None:
+        return "no TFLite Model Metadata (MediaPipe Tasks refuses float inputs and detectors without it)"
+    subgraph = (standard.get("subgraphs") or [{}])[0]
+    parts = [f"{standard['name']!r} (min parser {standard['min_parser_version']})"]
+    for tensor in subgraph.get("inputs", []):
+        for unit in tensor.get("process_units", []):
+            if unit["type"] == "NormalizationOptions":
+                parts.append(f"input {tensor['name']}: (pixel - {unit['mean']}) / {unit['std']}")
+    parts.append("outputs " + ", ".join(
+        t["name"] + "".join(f" [{f['name']} {f['type']}]" for f in t.get("associated_files", []))
+        for t in subgraph.get("outputs", [])))
+    for name, custom in subgraph.get("custom_metadata", {}).items():
+        summary = (f"{len(custom['anchors'])} anchors, {custom.get('num_classes')} classes"
+                   if "anchors" in custom else ", ".join(f"{k} {v}" for k, v in custom.items()))
+        parts.append(f"{name}: {summary}")
+    if files:
+        parts.append("files " + ", ".join(f"{name} ({size:,} bytes)" for name, size in files.items()))
+    return "\n                ".join(parts)
 
 
 def _edgecnn_line(metadata: dict[str, Any]) -> str:
