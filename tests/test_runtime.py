@@ -456,12 +456,16 @@ def test_inspect_describes_any_tflite_and_refuses_broken_ones(classifier_file, t
     from edgecnn.export.keras_io import load_model
     from edgecnn.runtime import inspect_model
 
-    assert main(["inspect", str(classifier_file), "--json"]) == 0
+    assert main(["inspect", str(classifier_file), "--json", "--no-mediapipe"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["inputs"][0]["shape"] == [1, 32, 32, 3] and report["inputs"][0]["dtype"] == "float32"
     assert report["outputs"][0]["shape"] == [1, 10] and report["builtin_only"] and report["ops"]["CONV_2D"] >= 1
+    assert report["ops"]["SOFTMAX"] == 1  # the device head: MediaPipe reads the output as scores
     assert report["edgecnn_metadata"]["task"] == "classification" and len(report["edgecnn_metadata"]["labels"]) == 10
-    assert "edgecnn" in report["metadata_entries"] and report["standard_metadata"]["present"] is False
+    assert {"edgecnn", "TFLITE_METADATA"} <= set(report["metadata_entries"])
+    (output,) = report["standard_metadata"]["subgraphs"][0]["outputs"]
+    assert output["name"] == "probability" and output["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
+    assert report["associated_files"] == {"labels.txt": len("\n".join(report["edgecnn_metadata"]["labels"]))}
     assert report["signatures"] == ["serving_default"] and report["mediapipe"]["checked"] is False
 
     # a file without edgecnn metadata, with int8 input and output: read from the flatbuffer alone
