@@ -254,6 +254,50 @@ def test_few_candidates_plain_python_path_equals_the_vector_path(quantized, monk
         assert few.boxes.dtype == vector.boxes.dtype and few.scores.dtype == vector.scores.dtype
 
 
+@pytest.mark.parametrize("few", [True, False])
+def test_yxhw_stride_encoding_gives_the_boxes_of_the_log_distances_it_came_from(few, monkeypatch):
+    """The files' device head turns log-distances into (dy, dx, h, w) in stride units (its NumPy
+    reference, the same transform the parity check uses); decoding either encoding gives the same
+    detections, on both the plain-Python and the NumPy path."""
+    import edgecnn.runtime.detection as detection
+    from edgecnn.export.device_heads import reference_outputs
+
+    strides = (8, 16, 32)
+    count = len(anchor_points((64, 64), strides)[0])
+    rng = np.random.default_rng(11)
+    for trial in range(10):
+        log_distances = rng.uniform(-1.5, 1.5, (count, 4)).astype(np.float32)
+        logits = np.full((count, 3), -9.0, np.float32)
+        chosen = rng.choice(logits.size, 6 if few else 40, replace=False)
+        logits.reshape(-1)[chosen] = rng.uniform(-1, 4, len(chosen))
+        yxhw = reference_outputs([log_distances[None], logits[None]], "detection")[0][0]
+        if not few:
+            monkeypatch.setattr(detection, "SMALL_NMS", 0)
+        expected = postprocess(log_distances, logits, (64, 64), strides, 0.3, 0.5)
+        got = postprocess(yxhw, logits, (64, 64), strides, 0.3, 0.5, box_encoding="yxhw_stride")
+        monkeypatch.undo()
+        assert got.classes.tolist() == expected.classes.tolist() and len(got.classes) >= 1
+        np.testing.assert_allclose(got.boxes, expected.boxes, atol=1e-4)
+        np.testing.assert_array_equal(got.scores, expected.scores)
+
+
+def test_agnostic_postprocess_keeps_one_class_per_point_and_suppresses_across_classes():
+    """agnostic=True (MediaPipe's ObjectDetector semantics): a point's best class only, and a box
+    suppresses overlapping boxes of other classes; the default keeps both."""
+    strides = (8, 16, 32)
+    count = len(anchor_points((64, 64), strides)[0])
+    raw_boxes = np.zeros((count, 4), np.float32)
+    raw_scores = np.full((count, 3), -10.0, np.float32)
+    raw_scores[5, 0], raw_scores[5, 2] = 2.0, 3.0  # one point, two classes
+    raw_scores[6, 1] = 1.0  # the next cell: its box overlaps point 5's (IoU 1/3 at stride 8)
+    default = postprocess(raw_boxes, raw_scores, (64, 64), strides, 0.25, 0.3)
+    assert sorted(default.classes.tolist()) == [0, 1, 2]  # class-aware: nothing suppresses another class
+    agnostic = postprocess(raw_boxes, raw_scores, (64, 64), strides, 0.25, 0.5, agnostic=True)
+    assert agnostic.classes.tolist() == [2, 1] and agnostic.points.tolist() == [5, 6]
+    stricter = postprocess(raw_boxes, raw_scores, (64, 64), strides, 0.25, 0.3, agnostic=True)
+    assert stricter.classes.tolist() == [2]  # suppressed across classes: IoU 1/3 > 0.3
+
+
 def test_coco_loader_reads_polygons_and_rle_to_the_same_masks(tmp_path):
     from pycocotools import mask as mask_utils
 
@@ -400,6 +444,25 @@ def test_detector_frames_of_changing_sizes_each_get_their_own_letterbox(tiny_det
         assert got.image_size == list(frame.shape[:2])
 
 
+def test_predict_agnostic_keeps_one_label_per_box(tiny_detector_file, tmp_path):
+    """`edgecnn predict --agnostic`: no two detections share a box (one class per anchor)."""
+    from edgecnn.cli.main import main
+
+    _, path = tiny_detector_file
+    image = tmp_path / "image.png"
+    cv2.imwrite(str(image), np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    counts = {}
+    for flag in ([], ["--agnostic"]):
+        out = tmp_path / ("agnostic" if flag else "default")
+        assert main(["predict", str(path), str(image), "--out", str(out), "--accelerator", "cpu",
+                     "--score-threshold", "0.0", *flag]) == 0
+        (record,) = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        boxes = [tuple(d["box"]) for d in record["detections"]]
+        counts[bool(flag)] = (len(boxes), len(set(boxes)))
+    assert counts[True][0] == counts[True][1]  # agnostic: every box once
+    assert counts[False][0] > counts[False][1]  # default: the same box under several classes
+
+
 def test_detector_without_metadata_asks_for_strides(tiny_detector_file, tmp_path):
     import edgecnn
     from edgecnn.export.convert import convert
@@ -413,13 +476,21 @@ def test_detector_without_metadata_asks_for_strides(tiny_detector_file, tmp_path
     assert result.image_size == [50, 70] and result.detections
 
 
-def test_yolo_fp16_runs_fully_on_the_gpu(tiny_detector_file, gpu):
+@pytest.mark.parametrize("device_head", [False, True])
+def test_yolo_fp16_runs_fully_on_the_gpu(tiny_detector_file, gpu, device_head):
+    """With and without the MediaPipe-readable box head (MINIMUM, EXP, FULLY_CONNECTED) that
+    `edgecnn convert` appends: every op runs on the GPU accelerator, with the Keras outputs."""
     from edgecnn.export.convert import convert
+    from edgecnn.export.device_heads import add_device_heads, reference_outputs
 
     model, _ = tiny_detector_file
     data = convert(model, "fp16")
+    if device_head:
+        data, applied = add_device_heads(data, "detection")
+        assert applied
     sample = np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
     run = gpu(data, [sample])
     assert run.available and run.fully_accelerated
     expected = [np.asarray(t) for t in model(sample)]
+    expected = reference_outputs(expected, "detection") if device_head else expected
     assert max(np.abs(o.reshape(e.shape) - e).max() for o, e in zip(run.outputs, expected)) < 2e-2

@@ -28,6 +28,9 @@ def add_parsers(subparsers) -> None:
                          help="the pipeline to run, for models without edgecnn metadata")
     predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept")
     predict.add_argument("--iou-threshold", type=float, default=0.5, help="detection: NMS overlap threshold")
+    predict.add_argument("--agnostic", action="store_true",
+                         help="detection: one class per anchor and NMS across classes (MediaPipe's ObjectDetector "
+                              "semantics; its default NMS overlap is --iou-threshold 0.3)")
     predict.add_argument("--strides", type=int, nargs="+",
                          help="detection: head strides, for models without edgecnn metadata (e.g. 8 16 32)")
     predict.set_defaults(handler=run_predict)
@@ -112,7 +115,7 @@ def build_pipeline(args: argparse.Namespace):
 
     task = task_of(args.model, args.task)
     given = {"top_k": args.top_k, "labels": read_labels(args.labels), "score_threshold": args.score_threshold,
-             "iou_threshold": args.iou_threshold, "strides": args.strides}
+             "iou_threshold": args.iou_threshold, "strides": args.strides, "agnostic": args.agnostic or None}
     accepted = pipeline_options(task)
     options = {name: value for name, value in given.items() if name in accepted and value is not None}
     return open_pipeline(args.model, args.accelerator, args.threads, task=task, delegate=args.delegate, **options)
