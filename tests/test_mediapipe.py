@@ -274,3 +274,27 @@ def test_readme_mediapipe_example_runs(mediapipe, phone_files, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     printed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     assert set(printed) <= set(SHAPES)  # labels from the file (a short-trained detector may find none)
+
+
+@pytest.mark.network
+def test_mediapipe_stretches_non_square_frames_where_edgecnn_letterboxes(mediapipe, phone_files, tmp_path):
+    """The difference by design the README and deploy/android.md state: on 2:1 frames MediaPipe's
+    detections are edgecnn's on the frame stretched to the input, not on its letterbox."""
+    path = phone_files["detection", "fp32"]
+    shapes = _shapes(64, 6)
+    frames = [cv2.resize(np.concatenate([shapes[k], shapes[k + 1]], 1), (1024, 512), interpolation=cv2.INTER_NEAREST)
+              for k in (0, 2, 4)]
+    answer = run_mediapipe(path, "detection", _save(frames, tmp_path), score_threshold=0.1, python=mediapipe)
+    detector = open_pipeline(path, accelerator="cpu", score_threshold=0.1, agnostic=True, iou_threshold=0.3)
+    stretched, letterboxed = [], []
+    for frame, theirs in zip(frames, answer["results"]):
+        frame_box = np.array([1024, 512, 1024, 512], np.float32)
+        their_boxes = np.clip(np.array([d["box"] for d in theirs], np.float32).reshape(-1, 4), 0, frame_box)
+        squeezed = cv2.resize(frame, (64, 64), interpolation=cv2.INTER_AREA)
+        ours = np.array([d.box for d in detector(squeezed).detections], np.float32).reshape(-1, 4) * frame_box / 64
+        boxed = np.array([d.box for d in detector(frame).detections], np.float32).reshape(-1, 4)
+        for mine, scores in ((ours, stretched), (boxed, letterboxed)):
+            if len(their_boxes):
+                scores += list(iou_matrix(their_boxes, mine).max(1)) if len(mine) else [0.0] * len(their_boxes)
+    assert len(stretched) >= 3
+    assert np.median(stretched) >= 0.85 and np.median(stretched) > np.median(letterboxed) + 0.2
