@@ -225,7 +225,8 @@ def test_predict_reads_a_stream_url_and_refuses_a_dead_one(classifier_file, tmp_
     assert "Could not open video source" in capsys.readouterr().err
 
 
-def test_ctrl_c_in_predict_keeps_every_output_complete(classifier_file, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, and systemd stopping a service
+def test_ctrl_c_in_predict_keeps_every_output_complete(classifier_file, tmp_path, stop):
     video = tmp_path / "long.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
     for index in range(6000):
@@ -240,7 +241,7 @@ def test_ctrl_c_in_predict_keeps_every_output_complete(classifier_file, tmp_path
     while process.poll() is None and time.time() < deadline and (
             not predictions.exists() or predictions.read_text().count("\n") < 20):
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err[-2000:]
     assert "interrupted" in err and "Traceback" not in err

@@ -16,7 +16,8 @@ from edgecnn.cli.common import log, print_json, read_labels
 def add_parsers(subparsers) -> None:
     predict = subparsers.add_parser("predict", help="run the model's pipeline on images, a folder, a video or a camera")
     predict.add_argument("model", help="a .tflite file")
-    predict.add_argument("source", help="image, folder, glob, video file, camera index or stream URL")
+    predict.add_argument("source", help="image, folder, glob, video file, camera index, stream URL, or picamera[:N] "
+                                        "(a Raspberry Pi camera through Picamera2)")
     predict.add_argument("--out", required=True, help="folder for annotated outputs and predictions.jsonl")
     predict.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     predict.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -24,6 +25,8 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--labels", help="class names, one per line (for models without edgecnn metadata)")
     predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
+    predict.add_argument("--no-annotated", action="store_true",
+                         help="write predictions.jsonl only, no annotated images or video (a camera service)")
     predict.add_argument("--task", choices=["classification", "detection", "segmentation", "generation"],
                          help="the pipeline to run, for models without edgecnn metadata")
     predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept")
@@ -55,13 +58,12 @@ def add_parsers(subparsers) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import cv2
+    import signal
 
-    from edgecnn.io_utils import atomic_write_bytes
     from edgecnn.runtime.sources import frames
 
-    from edgecnn.runtime import draw
-
+    # systemd stops a service with SIGTERM: end like Ctrl-C, with every output complete
+    signal.signal(signal.SIGTERM, _interrupt)
     pipeline = build_pipeline(args)
     log(f"{Path(args.model).name}: backend {pipeline.runner.backend}, accelerator {pipeline.runner.accelerator}"
         + (f" ({pipeline.runner.note})" if pipeline.runner.note else ""))
@@ -77,23 +79,9 @@ def run_predict(args: argparse.Namespace) -> int:
                           "accelerator": pipeline.runner.accelerator, **result.to_json()}
                 predictions.write(json.dumps(record) + "\n")
                 predictions.flush()
-                annotated = cv2.cvtColor(draw(frame.image, result), cv2.COLOR_RGB2BGR)
-                if frame.is_video:
-                    if writer is None:
-                        height, width = annotated.shape[:2]
-                        writer = cv2.VideoWriter(str(out / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30,
-                                                 (width, height))
-                    writer.write(annotated)
-                else:
-                    ok, encoded = cv2.imencode(".png", annotated)
-                    if ok:
-                        atomic_write_bytes(out / f"{Path(frame.source).stem}_{frame.index}.png", encoded.tobytes())
-                    class_map = getattr(result, "class_map", None)
-                    if class_map is not None:  # segmentation: the class ids themselves, as a PNG
-                        ok, encoded = cv2.imencode(".png", class_map)
-                        atomic_write_bytes(out / f"{Path(frame.source).stem}_{frame.index}_classes.png",
-                                           encoded.tobytes())
                 count += 1
+                if not args.no_annotated:
+                    writer = write_annotated(out, frame, result, writer)
                 if args.max_frames and count >= args.max_frames:
                     break
         except KeyboardInterrupt:  # the way a camera stream is stopped: keep what was written
@@ -103,9 +91,39 @@ def run_predict(args: argparse.Namespace) -> int:
                 writer.release()
     log(f"{count} frame(s) -> {out / 'predictions.jsonl'}")
     if interrupted:
-        log("interrupted: every output so far is complete (predictions.jsonl, images, annotated.mp4)")
+        log("interrupted (Ctrl-C or SIGTERM): every output so far is complete (predictions.jsonl, images, "
+            "annotated.mp4)")
         return 130  # the shell's convention for a command stopped by Ctrl-C, as `edgecnn train`
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def write_annotated(out: Path, frame, result, writer):
+    """The annotated frame: into annotated.mp4 for a video or camera (the writer is opened on the
+    first frame and returned), else a PNG beside the class-id PNG of a segmentation."""
+    import cv2
+
+    from edgecnn.io_utils import atomic_write_bytes
+    from edgecnn.runtime import draw
+
+    annotated = cv2.cvtColor(draw(frame.image, result), cv2.COLOR_RGB2BGR)
+    if frame.is_video:
+        if writer is None:
+            height, width = annotated.shape[:2]
+            writer = cv2.VideoWriter(str(out / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (width, height))
+        writer.write(annotated)
+        return writer
+    ok, encoded = cv2.imencode(".png", annotated)
+    if ok:
+        atomic_write_bytes(out / f"{Path(frame.source).stem}_{frame.index}.png", encoded.tobytes())
+    class_map = getattr(result, "class_map", None)
+    if class_map is not None:  # segmentation: the class ids themselves, as a PNG
+        ok, encoded = cv2.imencode(".png", class_map)
+        atomic_write_bytes(out / f"{Path(frame.source).stem}_{frame.index}_classes.png", encoded.tobytes())
+    return writer
 
 
 def build_pipeline(args: argparse.Namespace):

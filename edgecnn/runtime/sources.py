@@ -1,6 +1,7 @@
-"""Frames from an image file, a folder, a glob, a video file, or a camera index / stream URL.
-Images come out RGB (uint8 or uint16, gray or colour, as stored); unreadable files are
-reported and skipped; a camera that drops is retried, then the stream ends."""
+"""Frames from an image file, a folder, a glob, a video file, a camera index / stream URL, or a
+Raspberry Pi camera (``picamera`` or ``picamera:N``, through Picamera2). Images come out RGB
+(uint8 or uint16, gray or colour, as stored); unreadable files are reported and skipped; a
+camera that drops is retried, then the stream ends."""
 
 from __future__ import annotations
 
@@ -67,7 +68,54 @@ def _video(source: str | int, retries: int = 3, retry_delay: float = 0.2) -> Ite
         capture.release()
 
 
+PICAMERA = "picamera"
+PICAMERA_SIZE = (640, 480)  # width, height of the frames asked of the sensor
+
+
+def picamera_index(source: str) -> int | None:
+    """The camera number of a ``picamera`` / ``picamera:N`` source (None: not one)."""
+    if source == PICAMERA:
+        return 0
+    if source.startswith(PICAMERA + ":") and source[len(PICAMERA) + 1:].isdigit():
+        return int(source[len(PICAMERA) + 1:])
+    return None
+
+
+def _picamera(camera: int, size: tuple[int, int] = PICAMERA_SIZE) -> Iterator[Frame]:
+    """Frames of a Raspberry Pi camera through Picamera2. The sensor is asked for ``BGR888``,
+    which Picamera2 hands over as [R, G, B] bytes (its names follow libcamera's little-endian
+    words), so each frame goes to the pipeline's resize as it is: no colour conversion, no copy."""
+    try:
+        from picamera2 import Picamera2
+    except ImportError as error:
+        raise EdgeCNNError(
+            f"Source '{PICAMERA}' needs Picamera2, which is not importable here.",
+            "On Raspberry Pi OS: sudo apt install python3-picamera2, and make the venv with "
+            "--system-site-packages so it sees it (deploy/raspberry-pi/install.sh does both). "
+            "A USB camera is SOURCE 0, 1, ...") from error
+    try:
+        device = Picamera2(camera)
+        device.configure(device.create_video_configuration(main={"format": "BGR888", "size": size}))
+        device.start()
+    except (RuntimeError, IndexError, OSError) as error:
+        raise EdgeCNNError(f"Raspberry Pi camera {camera} could not be started ({error}).",
+                           "Check the ribbon cable and `rpicam-hello --list-cameras`; only one program can use "
+                           "the camera at a time.") from error
+    index = 0
+    try:
+        while True:
+            yield Frame(f"{PICAMERA}:{camera}", index, device.capture_array("main"), is_video=True)
+            index += 1
+    finally:
+        device.stop()
+        device.close()
+
+
 def frames(source: str) -> Iterator[Frame]:
+    camera = picamera_index(source)
+    if camera is not None:
+        yield from _picamera(camera)
+        return
     if source.isdigit():
         yield from _video(int(source))
         return
@@ -78,7 +126,7 @@ def frames(source: str) -> Iterator[Frame]:
         return
     files = _image_files(source)
     if files is None:
-        raise EdgeCNNError(f"'{source}' is not an image, folder, glob, video file or camera index.",
+        raise EdgeCNNError(f"'{source}' is not an image, folder, glob, video file, camera index or picamera[:N].",
                            f"Images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}.")
     if not files:
         raise EdgeCNNError(f"No images found for '{source}'.")
