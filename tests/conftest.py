@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +77,21 @@ def gpu(gpu_runner):
     if gpu_runner is None:
         pytest.skip("LiteRT GPU accelerator unavailable; run deploy/software-gpu.sh")
     return gpu_runner
+
+
+@pytest.fixture(scope="session")
+def shapes_detector(tmp_path_factory) -> Path:
+    """A YOLO of test size trained briefly on builtin:shapes (20 epochs, 600 images at 64x64,
+    about a minute): weak (mAP@.5 about 0.1) but it finds things, so comparisons of detections
+    between runtimes have detections to compare. Its folder holds the recipe, so `convert`
+    takes calibration data from it."""
+    import edgecnn
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    run = tmp_path_factory.mktemp("shapes_detector")
+    edgecnn.train("shapes_yolo", run, overrides=[
+        "training.epochs=20", "optimization.pruning.enabled=false", "optimization.qat.enabled=false",
+        "model.overrides.width_multiplier=0.25", "model.overrides.neck_channels=32", "data.input_size=[64,64,3]",
+        "data.limit=600", "training.learning_rate=0.005"])
+    return run / "model.keras"

@@ -113,20 +113,15 @@ def mediapipe(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def phone_files(tmp_path_factory) -> dict[tuple[str, str], Path]:
+def phone_files(tmp_path_factory, shapes_detector) -> dict[tuple[str, str], Path]:
     """A classifier, a detector trained briefly on shapes (so it finds things) and a segmenter,
     each converted to fp32, fp16 and int8."""
     folder = tmp_path_factory.mktemp("phone")
     import tf_keras as keras
 
     keras.utils.set_random_seed(0)
-    run = folder / "detector"
-    edgecnn.train("shapes_yolo", run, overrides=[
-        "training.epochs=20", "optimization.pruning.enabled=false", "optimization.qat.enabled=false",
-        "model.overrides.width_multiplier=0.25", "model.overrides.neck_channels=32", "data.input_size=[64,64,3]",
-        "data.limit=600", "training.learning_rate=0.005"])
     sources = {"classification": (edgecnn.create_model("test_vgg", num_classes=5), "builtin:digits"),
-               "detection": (run / "model.keras", None),
+               "detection": (shapes_detector, None),
                "segmentation": (edgecnn.create_model("test_unet"), "builtin:shapes")}
     labels = {"classification": [f"class {k}" for k in range(5)], "segmentation": ["background", "shape", "edge"],
               "detection": None}
