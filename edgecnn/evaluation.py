@@ -170,6 +170,7 @@ def evaluate_tflite_segmenter(model_bytes: bytes, spec, split: str = "val", limi
                               accelerator: str = "cpu", threads: int | None = None) -> dict:
     """Through the runtime Segmenter on the letterboxed inputs (class maps at input size)."""
     from edgecnn.data.segmentation import load_segmentation_samples
+
     segmenter = open_pipeline(model_bytes, accelerator, threads, task="segmentation")
     dataset = load_segmentation_samples(spec, segmenter.size, split, limit)
     predicted = np.stack([segmenter.class_map(image) for image in dataset.images])

@@ -19,25 +19,25 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from edgecnn.export.device_heads import HEADS
 from edgecnn.runtime.metadata import ModelMetadata
-from edgecnn.runtime.standard_metadata import (DETECTOR_METADATA, SEGMENTER_METADATA, STANDARD_METADATA_NAME,
-                                               box_anchors)
+from edgecnn.runtime.standard_metadata import DETECTOR_METADATA, SEGMENTER_METADATA, TASK_NAMES, box_anchors
 
 METADATA_IDENTIFIER = b"M001"  # metadata_schema.fbs file_identifier
 TASK_OPTIONS_IDENTIFIER = b"V001"  # object detector / image segmenter options
 # schema enums
-LABELS_ON_AXIS, LABELS_BY_VALUE = 2, 3  # AssociatedFileType TENSOR_AXIS_LABELS / TENSOR_VALUE_LABELS
+# AssociatedFileType TENSOR_AXIS_LABELS: what MediaPipe reads on classifier, segmenter and raw
+# detector score outputs (measured: not TENSOR_VALUE_LABELS, which is for in-model NMS outputs)
+LABELS_ON_AXIS = 2
 COLOR_RGB, COLOR_GRAY = 1, 2  # ColorSpaceType
 FEATURE_PROPERTIES, IMAGE_PROPERTIES, BOX_PROPERTIES = 1, 2, 3  # ContentProperties union
 NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union
 BOUNDARIES, RATIO = 1, 0  # BoundingBoxType, CoordinateType
 SOFTMAX_ACTIVATION = 2  # image_segmenter_metadata_schema Activation
 
-TASK_NAMES = {"classification": "ImageClassifier", "detection": "ObjectDetector", "segmentation": "ImageSegmenter",
-              "generation": "ImageToImage"}
 LABEL_FILE = "labels.txt"
 
 
@@ -52,8 +52,7 @@ class TensorDescription:
     value_range: tuple[int, int] | None = None
     normalization: tuple[float, float] | None = None  # mean, std
     stats: tuple[float, float] | None = None  # min, max
-    labels: str | None = None  # associated label file name
-    label_type: int = LABELS_ON_AXIS
+    labels: str | None = None  # associated label file (TENSOR_AXIS_LABELS)
 
 
 @dataclass
@@ -91,10 +90,10 @@ def describe(metadata: ModelMetadata, input_is_float: bool, output_order: Sequen
     kinds = [o.kind for o in metadata.outputs]
     outputs: list[TensorDescription] = []
     for kind in kinds:
-        if kind in ("probabilities", "logits"):
-            outputs.append(TensorDescription("probability" if kind == "probabilities" else "logits",
+        if kind in (HEADS["classification"], "logits"):
+            outputs.append(TensorDescription("probability" if kind == HEADS["classification"] else "logits",
                                              f"class {kind}, one per label", content="feature", labels=labels))
-        elif kind == "boxes_yxhw_stride":
+        elif kind == HEADS["detection"]:
             outputs.append(TensorDescription(
                 "location", "boxes per anchor: (dy, dx, h, w) in units of the anchor's stride, decoded with "
                 "the DETECTOR_METADATA anchors", content="boxes"))
@@ -109,7 +108,7 @@ def describe(metadata: ModelMetadata, input_is_float: bool, output_order: Sequen
         else:  # image (generation) and raw outputs
             low, high = metadata.outputs[len(outputs)].range or (0.0, 1.0)
             outputs.append(TensorDescription("image" if kind == "image" else kind, f"{kind} output", stats=(low, high)))
-    if task == "detection" and "boxes_yxhw_stride" in kinds and metadata.decoding:
+    if task == "detection" and HEADS["detection"] in kinds and metadata.decoding:
         custom[DETECTOR_METADATA] = _detector_options(metadata)
     if task == "segmentation":
         custom[SEGMENTER_METADATA] = _segmenter_options()
@@ -200,6 +199,11 @@ class _Writer:
     """Tables and vectors by field number, on one ``flatbuffers.Builder`` (children first: a
     table's strings, vectors and sub-tables must exist before the table starts)."""
 
+    # field kind -> the builder's method and the schema's default for it
+    SLOTS = {"offset": ("PrependUOffsetTRelativeSlot", 0), "int8": ("PrependInt8Slot", 0),
+             "uint8": ("PrependUint8Slot", 0), "bool": ("PrependBoolSlot", False),
+             "int32": ("PrependInt32Slot", 0), "float": ("PrependFloat32Slot", 0.0)}
+
     def __init__(self, builder) -> None:
         self.builder = builder
 
@@ -207,17 +211,10 @@ class _Writer:
         """A table of (field number, kind, value); a scalar equal to the schema's default (0,
         false) is left out, which readers take as that default."""
         builder = self.builder
-        prepend: dict[str, Callable] = {
-            "offset": lambda slot, value: builder.PrependUOffsetTRelativeSlot(slot, value, 0),
-            "int8": lambda slot, value: builder.PrependInt8Slot(slot, value, 0),
-            "uint8": lambda slot, value: builder.PrependUint8Slot(slot, value, 0),
-            "bool": lambda slot, value: builder.PrependBoolSlot(slot, value, False),
-            "int32": lambda slot, value: builder.PrependInt32Slot(slot, value, 0),
-            "float": lambda slot, value: builder.PrependFloat32Slot(slot, value, 0.0),
-        }
         builder.StartObject(1 + max((slot for slot, _, _ in fields), default=0))
         for slot, kind, value in fields:
-            prepend[kind](slot, value)
+            method, default = self.SLOTS[kind]
+            getattr(builder, method)(slot, value, default)
         return builder.EndObject()
 
     def offsets(self, offsets: list[int]) -> int:
@@ -279,7 +276,7 @@ class _Writer:
         if tensor.labels is not None:
             label_file = self.table([(0, "offset", builder.CreateString(tensor.labels)),
                                      (1, "offset", builder.CreateString("class names, one per line")),
-                                     (2, "int8", tensor.label_type)])
+                                     (2, "int8", LABELS_ON_AXIS)])
             files = self.offsets([label_file])
         fields: list[tuple[int, str, object]] = [(0, "offset", name), (1, "offset", description)]
         for slot, value in ((3, content), (4, units), (5, stats), (6, files)):

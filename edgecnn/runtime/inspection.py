@@ -12,9 +12,9 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import read_model_bytes
-from edgecnn.runtime.metadata import METADATA_NAME, read_metadata
+from edgecnn.runtime.metadata import read_metadata
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram, tflite_schema
-from edgecnn.runtime.standard_metadata import associated_files, read_standard_metadata
+from edgecnn.runtime.standard_metadata import TASK_NAMES, associated_files, read_standard_metadata
 
 
 def inspect_model(model: str | os.PathLike | bytes) -> dict[str, Any]:
@@ -46,10 +46,9 @@ def task_of_file(report: dict[str, Any]) -> str | None:
     writers name models after their task)."""
     if report.get("edgecnn_metadata"):
         return report["edgecnn_metadata"]["task"]
-    name = ((report.get("standard_metadata") or {}).get("name") or "").lower()
-    for prefix, task in (("imageclassifier", "classification"), ("objectdetector", "detection"),
-                         ("imagesegmenter", "segmentation")):
-        if name.replace(" ", "").startswith(prefix):
+    name = ((report.get("standard_metadata") or {}).get("name") or "").replace(" ", "").lower()
+    for task, task_name in TASK_NAMES.items():
+        if name.startswith(task_name.lower()):
             return task
     return None
 

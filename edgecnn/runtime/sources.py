@@ -74,11 +74,12 @@ PICAMERA_SIZE = (640, 480)  # width, height of the frames asked of the sensor
 
 def picamera_index(source: str) -> int | None:
     """The camera number of a ``picamera`` / ``picamera:N`` source (None: not one)."""
-    if source == PICAMERA:
+    name, colon, number = source.partition(":")
+    if name != PICAMERA:
+        return None
+    if not colon:
         return 0
-    if source.startswith(PICAMERA + ":") and source[len(PICAMERA) + 1:].isdigit():
-        return int(source[len(PICAMERA) + 1:])
-    return None
+    return int(number) if number.isdigit() else None
 
 
 def _picamera(camera: int, size: tuple[int, int] = PICAMERA_SIZE) -> Iterator[Frame]:

@@ -15,12 +15,17 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.detection import anchor_points
 from edgecnn.runtime.flatbuffer_fields import (field_reference, field_scalar, field_string, field_tables,
                                                metadata_buffer, reference, vector_bytes, vector_scalars)
 
 STANDARD_METADATA_NAME = "TFLITE_METADATA"
 DETECTOR_METADATA = "DETECTOR_METADATA"
 SEGMENTER_METADATA = "SEGMENTER_METADATA"
+# the model names MediaPipe's writers give each task (edgecnn's writer too); a file without
+# edgecnn's metadata is known by them
+TASK_NAMES = {"classification": "ImageClassifier", "detection": "ObjectDetector", "segmentation": "ImageSegmenter",
+              "generation": "ImageToImage"}
 
 FILE_TYPES = {0: "UNKNOWN", 1: "DESCRIPTIONS", 2: "TENSOR_AXIS_LABELS", 3: "TENSOR_VALUE_LABELS",
               4: "TENSOR_AXIS_SCORE_CALIBRATION", 5: "VOCABULARY", 6: "SCANN_INDEX_FILE"}
@@ -38,8 +43,6 @@ def box_anchors(input_size: tuple[int, int], strides: tuple[int, ...]) -> np.nda
     input (0..1): the cell centre and the stride, in the order of the model's flattened outputs.
     With these, MediaPipe's fixed-anchor decoder turns the ``boxes_yxhw_stride`` output into
     boxes exactly as edgecnn's runtime does."""
-    from edgecnn.runtime.detection import anchor_points
-
     centres, point_strides = anchor_points(tuple(input_size), tuple(strides))
     height, width = input_size
     return np.stack([centres[:, 0] / width, centres[:, 1] / height, point_strides / width,
