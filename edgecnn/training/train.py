@@ -190,8 +190,10 @@ def _fit_stage(model, train, val, epochs: int, directory: Path, stage: str, extr
     interrupt = _InterruptRequest()
     callbacks = [
         interrupt.callback(),
-        keras.callbacks.BackupAndRestore(str(checkpoints / f"{stage}_backup")),
+        # The history row is written before the backup: killed between the two, a resume redoes
+        # the epoch (read_history keeps one row per epoch) instead of losing that epoch's row.
         keras.callbacks.CSVLogger(str(directory / "logs" / f"{stage}_history.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(checkpoints / f"{stage}_backup")),
         keras.callbacks.TensorBoard(str(directory / "logs" / stage)),
         *extra_callbacks,
         epoch_progress(stage),
