@@ -19,9 +19,10 @@ import numpy as np
 
 from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.images import letterbox
-from edgecnn.runtime.tasks import open as open_pipeline
 from edgecnn.runtime.detection import LOG_DISTANCES, RawDetections, postprocess
+from edgecnn.runtime.images import letterbox
+from edgecnn.runtime.regions import DEFAULT_DELTA_WEIGHTS, padded_proposals, region_postprocess
+from edgecnn.runtime.tasks import open as open_pipeline
 
 log = logging.getLogger("edgecnn.evaluation")
 
@@ -61,19 +62,13 @@ def detect_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], stri
                    progress: bool = False, box_encoding: str = LOG_DISTANCES) -> list[tuple[int, RawDetections]]:
     """Letterbox every image, run ``infer`` on a batch (B, H, W, C) float32 in [0, 1] returning
     raw (B, N, 4) and (B, N, C) outputs, post-process and map boxes back to each image."""
-    height, width, channels = input_size
+    height, width = input_size[:2]
     found = []
     samples = dataset.samples
     for start in _progress(range(0, len(samples), batch_size), progress, "evaluating"):
         chunk = samples[start:start + batch_size]
-        images, fits = [], []
-        for sample in chunk:
-            image, fit = letterbox(sample.image, height, width)
-            if channels == 1:
-                image = image.mean(axis=2, keepdims=True)
-            images.append(image.astype(np.float32) / 255.0)
-            fits.append(fit)
-        raw_boxes, raw_scores = infer(np.stack(images))
+        images, fits = _letterboxed(chunk, input_size)
+        raw_boxes, raw_scores = infer(images)
         for sample, fit, boxes, scores in zip(chunk, fits, raw_boxes, raw_scores):
             result = postprocess(boxes, scores, (height, width), strides, EVAL_SCORE_THRESHOLD, 0.5,
                                  EVAL_MAX_DETECTIONS, box_encoding=box_encoding)
@@ -100,17 +95,109 @@ def evaluate_keras_detector(model, dataset: DetectionSet, strides: tuple[int, ..
     return coco_map(dataset, detect_dataset(dataset, size, strides, infer, batch_size))
 
 
+def evaluate_keras_region_detector(model, dataset: DetectionSet, batch_size: int = 16) -> dict:
+    """mAP of a Faster R-CNN Keras model, decoded by the runtime's ``region_postprocess``."""
+    from edgecnn.models.faster_rcnn import region_layout
+
+    def infer(batch):
+        return [np.asarray(o) for o in model(batch, training=False)[2:]]  # the deployed outputs
+
+    size = tuple(int(d) for d in model.input_shape[1:])
+    delta_weights = tuple(region_layout(model)["delta_weights"])
+    return coco_map(dataset, detect_dataset_two_stage(dataset, size, infer, delta_weights, batch_size))
+
+
+def detect_dataset_two_stage(dataset: DetectionSet, input_size: tuple[int, int, int],
+                             infer: Callable[[np.ndarray], list[np.ndarray]], delta_weights: tuple[float, ...],
+                             batch_size: int = 1) -> list[tuple[int, RawDetections]]:
+    """``detect_dataset`` for a Faster R-CNN: ``infer`` returns its (B, P, 4) proposals, (B, P,
+    K + 1) class scores and (B, P, 4K) box deltas."""
+    found = []
+    for start in range(0, len(dataset.samples), batch_size):
+        chunk = dataset.samples[start:start + batch_size]
+        images, fits = _letterboxed(chunk, input_size)
+        proposals, class_scores, box_deltas = infer(images)
+        for sample, fit, rows in zip(chunk, fits, zip(proposals, class_scores, box_deltas)):
+            result = region_postprocess(*rows, input_size[:2], delta_weights, EVAL_SCORE_THRESHOLD, 0.5,
+                                        EVAL_MAX_DETECTIONS)
+            result.boxes = fit.to_original(result.boxes, sample.image.shape[1], sample.image.shape[0])
+            found.append((sample.image_id, result))
+    return found
+
+
+def evaluate_keras_fast_rcnn(model, dataset: DetectionSet, proposals: list[np.ndarray] | None = None,
+                             batch_size: int = 16) -> dict:
+    """mAP of a Fast R-CNN Keras model on ``dataset`` with its selective-search ``proposals``
+    (computed, or read from their cache, when not given)."""
+    from edgecnn.models.fast_rcnn import fast_rcnn_layout
+    from edgecnn.training.proposals import dataset_proposals
+
+    layout = fast_rcnn_layout(model)
+    proposals = proposals if proposals is not None else dataset_proposals(dataset.samples)
+    size = tuple(int(d) for d in model.inputs[0].shape[1:])
+
+    def infer(images, regions):
+        return [np.asarray(o) for o in model([images, regions], training=False)]
+
+    return coco_map(dataset, detect_dataset_with_proposals(dataset, size, proposals, layout["proposals"], infer,
+                                                           tuple(layout["delta_weights"]), batch_size))
+
+
+def detect_dataset_with_proposals(dataset: DetectionSet, input_size: tuple[int, int, int],
+                                  proposals: list[np.ndarray], count: int,
+                                  infer: Callable[[np.ndarray, np.ndarray], list[np.ndarray]],
+                                  delta_weights: tuple[float, ...], batch_size: int = 1
+                                  ) -> list[tuple[int, RawDetections]]:
+    """``detect_dataset`` for a Fast R-CNN: each image's best ``count`` proposals (original
+    pixels) go in beside it; ``infer`` returns (B, count, K + 1) scores and (B, count, 4K) deltas."""
+    found = []
+    for start in range(0, len(dataset.samples), batch_size):
+        chunk = dataset.samples[start:start + batch_size]
+        images, fits = _letterboxed(chunk, input_size)
+        padded = [padded_proposals(fit.to_input(boxes), count)
+                  for fit, boxes in zip(fits, proposals[start:start + batch_size])]
+        class_scores, box_deltas = infer(images, np.stack([regions for regions, _ in padded]))
+        for index, (sample, fit, (regions, real)) in enumerate(zip(chunk, fits, padded)):
+            result = region_postprocess(regions[:real], class_scores[index][:real], box_deltas[index][:real],
+                                        input_size[:2], delta_weights, EVAL_SCORE_THRESHOLD, 0.5, EVAL_MAX_DETECTIONS)
+            result.boxes = fit.to_original(result.boxes, sample.image.shape[1], sample.image.shape[0])
+            found.append((sample.image_id, result))
+    return found
+
+
+def _letterboxed(samples, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
+    """The samples' images letterboxed to the model input, float32 in [0, 1], and their fits."""
+    height, width, channels = input_size
+    images, fits = [], []
+    for sample in samples:
+        image, fit = letterbox(sample.image, height, width)
+        if channels == 1:
+            image = image.mean(axis=2, keepdims=True)
+        images.append(image.astype(np.float32) / 255.0)
+        fits.append(fit)
+    return np.stack(images), fits
+
+
 def evaluate_tflite_detector(model_bytes: bytes, dataset: DetectionSet, accelerator: str = "cpu",
                              threads: int | None = None) -> dict:
     detector = open_pipeline(model_bytes, accelerator, threads, task="detection",
                              score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
 
-    def infer(batch):
-        boxes, scores = detector.raw(batch)
-        return boxes, scores
+    delta_weights = tuple(detector.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS)
+    if detector.takes_proposals:  # the runtime's own selective search, read from the cache when it ran before
+        from edgecnn.training.proposals import dataset_proposals
 
-    metrics = coco_map(dataset, detect_dataset(dataset, detector.size, detector.strides, infer, 1,
-                                               box_encoding=detector.box_encoding))
+        def infer(images, regions):
+            return detector.raw(images, regions[0])
+
+        found = detect_dataset_with_proposals(dataset, detector.size, dataset_proposals(dataset.samples),
+                                              detector.count, infer, delta_weights)
+    elif detector.two_stage:
+        found = detect_dataset_two_stage(dataset, detector.size, detector.raw, delta_weights)
+    else:
+        found = detect_dataset(dataset, detector.size, detector.strides, detector.raw, 1,
+                               box_encoding=detector.box_encoding)
+    metrics = coco_map(dataset, found)
     return {**metrics, "backend": detector.runner.backend, "accelerator": detector.runner.accelerator,
             "fully_accelerated": detector.runner.fully_accelerated}
 
@@ -125,7 +212,7 @@ def evaluate_keras_classifier(model, spec, split: str = "val", limit: int | None
     size = tuple(int(d) for d in model.input_shape[1:])
     images, labels, _ = _classification_data(spec, size, split, limit)
     logits = np.asarray(model.predict(images, batch_size=32, verbose=0))
-    return {"top1": float(np.mean(logits.argmax(axis=1) == labels)), "images": int(len(labels))}
+    return {"top1": float(np.mean(logits.argmax(axis=1) == labels)), "images": len(labels)}
 
 
 def evaluate_tflite_classifier(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
@@ -135,7 +222,7 @@ def evaluate_tflite_classifier(model_bytes: bytes, spec, split: str = "val", lim
     scale = 255.0 * classifier.scale
     hits = [int(np.argmax(classifier.runner((image * scale + classifier.offset)[None].astype(np.float32))[0]) == label)
             for image, label in zip(images, labels)]
-    return {"top1": float(np.mean(hits)), "images": int(len(labels)), "backend": classifier.runner.backend,
+    return {"top1": float(np.mean(hits)), "images": len(labels), "backend": classifier.runner.backend,
             "accelerator": classifier.runner.accelerator, "fully_accelerated": classifier.runner.fully_accelerated}
 
 
@@ -154,7 +241,7 @@ def segmentation_metrics(predicted: np.ndarray, truth: np.ndarray, num_classes: 
     return {"miou": float(np.nanmean(iou)) if present.any() else 0.0,
             "pixel_acc": float(intersection.sum() / max(confusion.sum(), 1)),
             "per_class_iou": [None if np.isnan(v) else round(float(v), 4) for v in iou],
-            "images": int(len(truth))}
+            "images": len(truth)}
 
 
 def evaluate_keras_segmenter(model, spec, split: str = "val", limit: int | None = None) -> dict:
@@ -236,8 +323,14 @@ def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None
 
     task = infer_task(model, task)
     if task == "detection":
+        from edgecnn.models.fast_rcnn import is_fast_rcnn
+        from edgecnn.models.faster_rcnn import is_faster_rcnn
         from edgecnn.models.yolo import detection_layout
 
+        if is_faster_rcnn(model):
+            return evaluate_keras_region_detector(model, _detection_set(spec, split, limit))
+        if is_fast_rcnn(model):
+            return evaluate_keras_fast_rcnn(model, _detection_set(spec, split, limit))
         strides = tuple(detection_layout(model)["strides"])
         return evaluate_keras_detector(model, _detection_set(spec, split, limit), strides)
     if task == "segmentation":

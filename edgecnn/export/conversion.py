@@ -74,6 +74,8 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     from edgecnn.export.metadata import infer_task, metadata_for, write_metadata
     from edgecnn.export.report import build_report
     from edgecnn.io_utils import atomic_write_bytes, atomic_write_text
+    from edgecnn.models.fast_rcnn import is_fast_rcnn, random_proposals
+    from edgecnn.models.faster_rcnn import deployment_model, is_faster_rcnn
 
     source, recipe = "the Keras model in memory", None
     if isinstance(model_or_path, (str, os.PathLike)):
@@ -93,7 +95,11 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
             "Pass calibration data (CLI: --calibration DATA), e.g. builtin:digits or folder:images/.",
         )
     task = infer_task(model, task)
-    size = tuple(int(d) for d in model.input_shape[1:])
+    two_stage = task == "detection" and is_faster_rcnn(model)
+    if two_stage:
+        model = deployment_model(model)  # the RPN's per-anchor outputs serve training only
+    takes_proposals = task == "detection" and is_fast_rcnn(model)
+    size = tuple(int(d) for d in (model.input_shape[0] if takes_proposals else model.input_shape)[1:])
     class_names, calibration_images = None, None
     if calibration:
         from edgecnn.data.samples import load_input_samples
@@ -109,13 +115,20 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
         sample_source = f"{samples} uniform random inputs in [{low:g}, 1] (pass calibration data for real samples)"
 
     log.info(f"converting to {target} ({spec.description}), builtin ops only")
+    if takes_proposals:  # proposal boxes beside each image: random ones, over the whole input
+        count = int(model.input_shape[1][1])
+        parity_samples = [(image[None], random_proposals(size[:2], count, seed)[None])
+                          for seed, image in enumerate(parity_samples)]
+        sample_source += f", each with {count} random proposal boxes"
     representative = None
     if calibration_images is not None:
         def representative():
-            for image in calibration_images:
-                yield [image[None]]
+            for seed, image in enumerate(calibration_images):
+                extra = [random_proposals(size[:2], int(model.input_shape[1][1]), seed)[None]] if takes_proposals else []
+                yield [image[None], *extra]
     flatbuffer = to_flatbuffer(model, target, representative)
-    flatbuffer, device_head = add_device_heads(flatbuffer, task)
+    # MediaPipe's decoder reads one box per fixed anchor: a two-stage file's proposals are not that
+    flatbuffer, device_head = (flatbuffer, False) if two_stage or takes_proposals else add_device_heads(flatbuffer, task)
     _require_loads(flatbuffer, target, out, calibration, calibration_images, threads)
     metadata = metadata_for(model, task, labels or class_names, target,
                             Path(source).name if isinstance(model_or_path, (str, os.PathLike)) else None,

@@ -12,14 +12,25 @@ from typing import Any
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.detection import YXHW_STRIDE
-from edgecnn.runtime.metadata import (GENERATOR_NORMALIZATION, METADATA_NAME, SCHEMA_VERSION, TASKS, InputSpec,
-                                      ModelMetadata, Normalization, OutputSpec)
+from edgecnn.runtime.metadata import (
+    GENERATOR_NORMALIZATION,
+    METADATA_NAME,
+    SCHEMA_VERSION,
+    TASKS,
+    InputSpec,
+    ModelMetadata,
+    Normalization,
+    OutputSpec,
+)
+from edgecnn.runtime.regions import PROPOSAL_KIND, REGION_KIND
 from edgecnn.runtime.standard_metadata import STANDARD_METADATA_NAME
 
 # what each output holds, in the model's output order
 OUTPUT_KINDS = {"classification": ("logits",), "detection": ("box_log_distances", "class_logits"),
                 "segmentation": ("class_logits",), "generation": ("image",)}
 OUTPUT_RANGE = {"generation": (-1.0, 1.0)}  # tanh
+# a two-stage (Faster R-CNN) detector's deployed outputs, in Keras order
+REGION_OUTPUT_KINDS = ("proposals", "class_probabilities", "box_deltas")
 
 
 def infer_task(model, explicit: str | None = None) -> str:
@@ -30,6 +41,11 @@ def infer_task(model, explicit: str | None = None) -> str:
         return explicit
     if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2:
         return "classification"
+    from edgecnn.models.fast_rcnn import is_fast_rcnn
+    from edgecnn.models.faster_rcnn import is_faster_rcnn
+
+    if is_faster_rcnn(model) or is_fast_rcnn(model):
+        return "detection"
     shapes = [tuple(o.shape) for o in model.outputs]
     if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][-1] == 4:
         return "detection"
@@ -47,13 +63,17 @@ def decoding_of(model, task: str) -> dict[str, Any] | None:
     """Post-processing parameters the runtime needs, read from the model's graph."""
     if task != "detection":
         return None
+    from edgecnn.models.fast_rcnn import fast_rcnn_layout, is_fast_rcnn
+    from edgecnn.models.faster_rcnn import is_faster_rcnn, region_layout
     from edgecnn.models.yolo import detection_layout
 
     try:
-        return detection_layout(model)
+        if is_fast_rcnn(model):
+            return fast_rcnn_layout(model)
+        return region_layout(model) if is_faster_rcnn(model) else detection_layout(model)
     except ValueError as error:
         raise EdgeCNNError(f"Cannot read the detection layout of '{model.name}': {error}.",
-                           "edgecnn's Detector decodes models of the zoo's YOLO family.") from error
+                           "edgecnn's Detector decodes the zoo's YOLO and Faster R-CNN families.") from error
 
 
 def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: str | None = None,
@@ -64,11 +84,15 @@ def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: 
     from edgecnn import __version__
     from edgecnn.export.device_heads import HEADS
 
-    size = tuple(int(d) for d in model.input_shape[1:])
+    size = tuple(int(d) for d in model.inputs[0].shape[1:])  # the image (a Fast R-CNN's proposals come second)
     spec = InputSpec(size=size, name=model.inputs[0].name.split(":")[0], color="RGB" if size[-1] == 3 else "GRAY",
                      normalization=GENERATOR_NORMALIZATION if task == "generation" else Normalization())
     kinds = OUTPUT_KINDS.get(task, ("raw",) * len(model.outputs))
     decoding = decoding_of(model, task)
+    if decoding is not None and decoding["kind"] == REGION_KIND:
+        kinds = REGION_OUTPUT_KINDS
+    elif decoding is not None and decoding["kind"] == PROPOSAL_KIND:
+        kinds = REGION_OUTPUT_KINDS[1:]
     if device_head:
         kinds = (HEADS[task], *kinds[1:])
         if decoding is not None:

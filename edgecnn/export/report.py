@@ -37,11 +37,25 @@ def static_gpu_analysis(flatbuffer: bytes) -> dict:
             "warnings": warnings}
 
 
-def gpu_check(flatbuffer: bytes, engine, sample: np.ndarray, expected: list[np.ndarray] | None) -> dict:
+def engine_arrays(engine, batch) -> list[np.ndarray]:
+    """A batch (one array, or a tuple in the Keras model's input order) as the file's inputs,
+    in the file's order (matched by shape: the converter may reorder inputs)."""
+    if not isinstance(batch, tuple):
+        return [batch]
+    by_shape = {tuple(array.shape): array for array in batch}
+    return [by_shape[tuple(info.shape)] for info in engine.inputs]
+
+
+def keras_input(batch):
+    return list(batch) if isinstance(batch, tuple) else batch
+
+
+def gpu_check(flatbuffer: bytes, engine, batch, expected: list[np.ndarray] | None) -> dict:
     """Compile for LiteRT's GPU accelerator and run once. When not everything ran there, each op
     kind is compiled alone to find which ones the GPU rejects."""
     software = use_software_gpu() and "swiftshader" in os.environ.get("VK_ICD_FILENAMES", "")
-    run = run_on_gpu(flatbuffer, [quantize(sample, engine.inputs[0])])  # in the file's input dtype
+    arrays = [quantize(a, info) for a, info in zip(engine_arrays(engine, batch), engine.inputs)]  # file dtypes
+    run = run_on_gpu(flatbuffer, arrays)
     result: dict = {"compatible": None, "fully_accelerated": None, "unsupported_ops": [],
                     "device": None, "error": run.error}
     if not run.available:
@@ -63,30 +77,33 @@ def gpu_check(flatbuffer: bytes, engine, sample: np.ndarray, expected: list[np.n
     return result
 
 
-def cpu_latency(engine, sample: np.ndarray, threads: int, runs: int = 20) -> dict:
+def cpu_latency(engine, batch, threads: int, runs: int = 20) -> dict:
+    arrays = engine_arrays(engine, batch)
     for _ in range(3):
-        engine(sample)
+        engine(*arrays)
     timings = []
     for _ in range(runs):
         start = time.perf_counter()
-        engine(sample)
+        engine(*arrays)
         timings.append((time.perf_counter() - start) * 1000)
     return {**percentiles(timings), "runs": runs, "threads": threads, "backend": engine.backend}
 
 
-def keras_outputs(model, batch: np.ndarray, task: str, device_head: bool) -> list[np.ndarray]:
+def keras_outputs(model, batch, task: str, device_head: bool) -> list[np.ndarray]:
     """The Keras model's outputs as the converted file gives them (through its device head, if
     it has one)."""
-    expected = model(batch, training=False)
+    expected = model(keras_input(batch), training=False)
     expected = [np.asarray(e) for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
     return reference_outputs(expected, task) if device_head else expected
 
 
-def parity(engine, model, samples: np.ndarray, task: str, device_head: bool = False) -> dict:
+def parity(engine, model, samples, task: str, device_head: bool = False) -> dict:
+    """``samples``: model inputs, an (N, ...) array, or for a model of several inputs a list of
+    tuples of batch-1 arrays in the Keras model's input order."""
     diffs, agree = [], []
     for sample in samples:
-        batch = sample[None]
-        got = engine(batch)
+        batch = sample if isinstance(sample, tuple) else sample[None]
+        got = engine(*engine_arrays(engine, batch))
         expected = keras_outputs(model, batch, task, device_head)
         diffs.append(max(float(np.abs(g - e).max()) for g, e in zip(got, expected)))
         if task == "classification":
@@ -109,7 +126,7 @@ def build_report(
     device_head: bool = False,
 ) -> dict:
     ops = op_histogram(flatbuffer)
-    first = samples[:1]
+    first = samples[0] if isinstance(samples[0], tuple) else samples[:1]
     expected = keras_outputs(model, first, task, device_head)
     threads = threads or os.cpu_count() or 1
     engine = load_engine(flatbuffer, threads=threads)  # one interpreter for latency, parity and I/O details

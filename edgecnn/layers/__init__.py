@@ -15,14 +15,18 @@ from edgecnn.layers.initializers import BilinearUpsampling
 from edgecnn.layers.normalization import InstanceNormalization, LocalResponseNormalization
 from edgecnn.layers.padding import ReflectionPadding2D
 from edgecnn.layers.pooling import MaxUnpooling2D
+from edgecnn.layers.regions import DecodeAnchors, RoiAlign, TopProposals
 
 __all__ = [
     "ACTIVATIONS",
     "BilinearUpsampling",
+    "DecodeAnchors",
     "InstanceNormalization",
     "LocalResponseNormalization",
     "MaxUnpooling2D",
     "ReflectionPadding2D",
+    "RoiAlign",
+    "TopProposals",
     "Maxout",
     "activation_spec",
     "basic_block",

@@ -73,6 +73,8 @@ def _load_families() -> None:
     from edgecnn.models import googlenet  # noqa: F401
     from edgecnn.models import resnet  # noqa: F401
     from edgecnn.models import edgenet  # noqa: F401
+    from edgecnn.models import fast_rcnn  # noqa: F401
+    from edgecnn.models import faster_rcnn  # noqa: F401
     from edgecnn.models import yolo  # noqa: F401
     from edgecnn.models import fcn  # noqa: F401
     from edgecnn.models import unet  # noqa: F401
@@ -89,6 +91,11 @@ def get_entry(name: str) -> ModelEntry:
             "Run `edgecnn models` to see the zoo.",
         )
     return _REGISTRY[name]
+
+
+def family_of(name: str) -> str:
+    """The family a zoo model belongs to: its model file's name (``yolo``, ``faster_rcnn``, ...)."""
+    return get_entry(name).builder.__module__.rsplit(".", 1)[-1]
 
 
 def list_models(task: str | None = None, include_test_variants: bool = False) -> list[str]:

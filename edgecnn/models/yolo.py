@@ -21,7 +21,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from edgecnn.models.registry import get_entry, register_model
+from edgecnn.models.registry import register_model
 
 if TYPE_CHECKING:
     from edgecnn._keras import keras
@@ -47,24 +47,15 @@ def _create_yolo(
     from edgecnn._keras import keras
     from edgecnn.errors import EdgeCNNError
     from edgecnn.layers import conv_bn_act, scale_channels
-    from edgecnn.models.common import feature_name
+    from edgecnn.models.common import backbone_features
 
     layers = keras.layers
     strides = tuple(sorted(int(s) for s in strides))
     if input_shape[0] % strides[-1] or input_shape[1] % strides[-1]:
         raise EdgeCNNError(f"YOLO input {input_shape[:2]} must be a multiple of its largest stride {strides[-1]}.",
                            f"Use e.g. {strides[-1] * max(1, round(input_shape[0] / strides[-1]))} pixels.")
-    entry = get_entry(backbone)
-    if "features_only" not in entry.options:
-        raise EdgeCNNError(f"'{backbone}' cannot serve as a backbone.", "Use edgenet, a resnet or a vgg.")
-    trunk = entry.builder(input_shape=tuple(input_shape), features_only=True, activation=activation,
-                          width_multiplier=backbone_width if backbone_width is not None else width_multiplier)
-    available = {int(n.split("stride")[-1]) for n in trunk.output_names}
-    missing = [s for s in strides if s not in available]
-    if missing:
-        raise EdgeCNNError(f"Backbone '{backbone}' has no feature maps at strides {missing}.",
-                           f"It provides strides {sorted(available)}.")
-    features = {s: trunk.get_layer(feature_name(s)).output for s in strides}
+    trunk, features = backbone_features(backbone, input_shape, strides, activation,
+                                        backbone_width if backbone_width is not None else width_multiplier)
     width = scale_channels(neck_channels, width_multiplier)
     depth = max(1, round(depth_multiplier))
 

@@ -1,5 +1,6 @@
 """The detection pipeline: any image -> boxes, scores and labels in the image's own pixels
-(letterbox, invoke, decoding of the anchor-free outputs, class-aware NMS)."""
+(letterbox, invoke, decoding of the anchor-free YOLO outputs or of a Faster R-CNN's proposals,
+class-aware NMS)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import as_rgb8
 from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
 from edgecnn.runtime.model_input import FrameWriter, normalization_of
+from edgecnn.runtime.regions import (
+    DEFAULT_DELTA_WEIGHTS,
+    PROPOSAL_KIND,
+    REGION_KIND,
+    padded_proposals,
+    region_postprocess,
+)
 from edgecnn.runtime.runner import Runner
 
 
@@ -54,23 +62,46 @@ class Detector:
         self.metadata = read_metadata(data)
         require_task(self.metadata, "detection")
         decoding = (self.metadata.decoding if self.metadata else None) or {}
+        self.two_stage = decoding.get("kind") == REGION_KIND
+        self.takes_proposals = decoding.get("kind") == PROPOSAL_KIND  # Fast R-CNN: selective search here
+        self.decoding = decoding
         self.strides = tuple(int(s) for s in (strides or decoding.get("strides") or ()))
-        if not self.strides:
+        if not self.strides and not (self.two_stage or self.takes_proposals):
             raise EdgeCNNError("This model carries no detection decoding metadata (the head strides).",
                                "Pass them on the command line (--strides 8 16 32 for an anchor-free YOLO), or "
                                "convert the model with `edgecnn convert --task detection`.")
         self.box_encoding = decoding.get("box_encoding") or LOG_DISTANCES
-        if self.box_encoding not in BOX_ENCODINGS:
+        if self.box_encoding not in BOX_ENCODINGS and not (self.two_stage or self.takes_proposals):
             raise EdgeCNNError(f"This model's boxes are encoded as '{self.box_encoding}', which this version of "
                                f"edgecnn does not decode (it knows {', '.join(BOX_ENCODINGS)}).",
                                "Upgrade edgecnn on the device, or convert the model with this version.")
         self.runner = runner or Runner(data, accelerator, threads)
+        self.labels = labels_of(self.metadata, labels)
+        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        self.max_detections = max_detections
+        self.agnostic = agnostic
+        normalization = normalization_of(self.metadata)
+        self.scale, self.offset = normalization.scale, normalization.offset
+        if self.takes_proposals:
+            self._init_fast_rcnn(decoding)
+            return
         shape = self.runner.inputs[0].shape
+        self.size = tuple(int(d) for d in shape[1:])
+        self._write_frame = FrameWriter(self.runner, self.scale, self.offset)
+        if self.two_stage:  # outputs come in the Keras model's order: proposals, class scores, box deltas
+            shapes = [tuple(o.shape) for o in self.runner.outputs]
+            count = int(decoding.get("proposals") or 0)
+            classes = int(decoding.get("num_classes") or 0)
+            if len(shape) != 4 or shapes != [(1, count, 4), (1, count, classes + 1), (1, count, 4 * classes)]:
+                raise EdgeCNNError(f"This Faster R-CNN file's outputs {shapes} are not the (1, P, 4), (1, P, K + 1) "
+                                   f"and (1, P, 4K) that its metadata describes (P = {count} proposals, K = "
+                                   f"{classes} classes).", "Convert the model again with `edgecnn convert`.")
+            self._quantization = None
+            return
         if len(shape) != 4 or len(self.runner.outputs) != 2:
             raise EdgeCNNError(f"A detector needs one (1, H, W, C) input and two outputs (boxes, scores); this model "
                                f"has inputs {[i.shape for i in self.runner.inputs]} and "
                                f"{len(self.runner.outputs)} output(s).")
-        self.size = tuple(int(d) for d in shape[1:])
         self.box_output = 0 if self.runner.outputs[0].shape[-1] == 4 else 1
         # int8 outputs (int8-io files) are decoded from their stored integers: only candidates
         # get dequantized
@@ -78,30 +109,83 @@ class Detector:
         stored = all(info.quantized and info.scale > 0 and info.dtype.itemsize == 1 for info in (box_info, score_info))
         self._quantization = ((box_info.scale, box_info.zero_point),
                               (score_info.scale, score_info.zero_point)) if stored else None
-        normalization = normalization_of(self.metadata)
-        self.scale, self.offset = normalization.scale, normalization.offset
-        self._write_frame = FrameWriter(self.runner, self.scale, self.offset)
-        self.labels = labels_of(self.metadata, labels)
-        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
-        self.max_detections = max_detections
-        self.agnostic = agnostic
 
-    def raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Model outputs for a preprocessed (1, H, W, C) float batch in [0, 1]: (boxes, scores)."""
-        outputs = self.runner((batch * (255.0 * self.scale) + self.offset).astype(np.float32))
+    def _init_fast_rcnn(self, decoding: dict) -> None:
+        inputs = self.runner.inputs
+        self.count = int(decoding.get("proposals") or 0)
+        classes = int(decoding.get("num_classes") or 0)
+        images = [i for i, info in enumerate(inputs) if len(info.shape) == 4]
+        boxes = [i for i, info in enumerate(inputs) if tuple(info.shape) == (1, self.count, 4)]
+        shapes = [tuple(o.shape) for o in self.runner.outputs]
+        if len(inputs) != 2 or len(images) != 1 or len(boxes) != 1 or \
+                shapes != [(1, self.count, classes + 1), (1, self.count, 4 * classes)]:
+            raise EdgeCNNError(f"This Fast R-CNN file's inputs {[i.shape for i in inputs]} and outputs {shapes} are not "
+                               f"the image, (1, {self.count}, 4) proposals, (1, P, K + 1) scores and (1, P, 4K) deltas "
+                               "its metadata describes.", "Convert the model again with `edgecnn convert`.")
+        self._image_input, self._proposal_input = images[0], boxes[0]
+        self.size = tuple(int(d) for d in inputs[images[0]].shape[1:])
+
+    def raw(self, batch: np.ndarray, proposals: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Model outputs for a preprocessed (1, H, W, C) float batch in [0, 1]: (boxes, scores),
+        for a Faster R-CNN file (proposals, class scores, box deltas), and for a Fast R-CNN file
+        (class scores, box deltas) of ``proposals`` ((count, 4) in input pixels, padded)."""
+        pixels = (batch * (255.0 * self.scale) + self.offset).astype(np.float32)
+        if self.takes_proposals:
+            arrays = [None, None]
+            arrays[self._image_input], arrays[self._proposal_input] = pixels, proposals[None].astype(np.float32)
+            return tuple(self.runner(*arrays))
+        outputs = self.runner(pixels)
+        if self.two_stage:
+            return tuple(outputs)
         return outputs[self.box_output], outputs[1 - self.box_output]
+
+    def _decode(self, outputs: list[np.ndarray]):
+        height, width, _ = self.size
+        if self.two_stage:
+            proposals, class_scores, box_deltas = (output[0] for output in outputs)
+            return region_postprocess(proposals, class_scores, box_deltas, (height, width),
+                                      tuple(self.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS),
+                                      self.score_threshold, self.iou_threshold, self.max_detections)
+        return postprocess(outputs[self.box_output][0], outputs[1 - self.box_output][0], (height, width),
+                           self.strides, self.score_threshold, self.iou_threshold, self.max_detections,
+                           quantization=self._quantization, box_encoding=self.box_encoding, agnostic=self.agnostic)
 
     def __call__(self, image: np.ndarray) -> DetectionResult:
         start = time.perf_counter()
         rgb = as_rgb8(image)
-        height, width, _ = self.size
+        if self.takes_proposals:
+            return self._detect_with_search(rgb, start)
         fit = self._write_frame(rgb)
         invoke_start = time.perf_counter()
         outputs = self.runner.invoke(dequantized=self._quantization is None)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
-        found = postprocess(outputs[self.box_output][0], outputs[1 - self.box_output][0], (height, width),
-                            self.strides, self.score_threshold, self.iou_threshold, self.max_detections,
-                            quantization=self._quantization, box_encoding=self.box_encoding, agnostic=self.agnostic)
+        found = self._decode(outputs)
+        boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
+        detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
+                      zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
+        return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
+
+    def _detect_with_search(self, rgb: np.ndarray, start: float) -> DetectionResult:
+        """Fast R-CNN: selective search on the image, its best ``count`` proposals into the model."""
+        from edgecnn.runtime.images import letterbox
+        from edgecnn.runtime.selective_search import selective_search
+
+        found_regions = selective_search(rgb)
+        if len(found_regions) == 0:
+            raise EdgeCNNError(f"Selective search found no regions in this {rgb.shape[1]}x{rgb.shape[0]} image, so "
+                               "a Fast R-CNN has nothing to classify.",
+                               "Give it a larger image (regions must be at least 4 pixels wide and high).")
+        height, width, channels = self.size
+        letterboxed, fit = letterbox(rgb, height, width)
+        if channels == 1:
+            letterboxed = letterboxed.mean(axis=2, keepdims=True)
+        proposals, real = padded_proposals(fit.to_input(found_regions), self.count)
+        invoke_start = time.perf_counter()
+        class_scores, box_deltas = self.raw(letterboxed[None].astype(np.float32) / 255.0, proposals)
+        invoke_ms = (time.perf_counter() - invoke_start) * 1000
+        found = region_postprocess(proposals[:real], class_scores[0][:real], box_deltas[0][:real], (height, width),
+                                   tuple(self.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS),
+                                   self.score_threshold, self.iou_threshold, self.max_detections)
         boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
         detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
                       zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]

@@ -93,6 +93,11 @@ class Letterbox:
         out = (np.asarray(boxes, np.float32).reshape(-1, 4) - shift) / np.float32(self.scale)
         return np.clip(out, 0, np.array([width, height, width, height], np.float32), out=out)
 
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """Boxes in original-image pixels -> boxes in model-input pixels."""
+        shift = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        return np.asarray(boxes, np.float32).reshape(-1, 4) * np.float32(self.scale) + shift
+
 
 def resize(image: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
     """``image`` at ``width`` x ``height``, shrunk with area averaging, enlarged bilinearly;

@@ -100,6 +100,9 @@ class ClassificationTask(TrainingTask):
 def _make_task(recipe: Recipe):
     from edgecnn.training.detection import DetectionTask
     from edgecnn.training.generation import GenerationTask
+    from edgecnn.models.registry import family_of
+    from edgecnn.training.fast_rcnn import FastRCNNTask
+    from edgecnn.training.region_detection import RegionDetectionTask
     from edgecnn.training.segmentation import SegmentationTask
 
     tasks = {"classification": ClassificationTask, "detection": DetectionTask, "segmentation": SegmentationTask,
@@ -107,6 +110,9 @@ def _make_task(recipe: Recipe):
     if recipe.task not in tasks:
         raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
                            f"Trainable tasks: {', '.join(tasks)} (see recipes/).")
+    if recipe.task == "detection":
+        return {"faster_rcnn": RegionDetectionTask, "fast_rcnn": FastRCNNTask}.get(
+            family_of(recipe.model.name), DetectionTask)(recipe)
     return tasks[recipe.task](recipe)
 
 
@@ -281,11 +287,11 @@ def _prune_stage(task, model, train_data, val_data, steps, directory, metrics, r
     else:
         config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
                                end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))
-        pruned = task.compile(prune(model, config), _optimizer(recipe, steps, section.learning_rate))
+        pruned = task.compile(prune(task.deliverable(model), config), _optimizer(recipe, steps, section.learning_rate))
         history = _fit_stage(pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
-        stripped = task.compile(strip(pruned), _optimizer(recipe, steps, section.learning_rate))
-        save_model(stripped, directory / "model_pruned.keras")
-    sparsity = kernel_sparsity(stripped)
+        stripped = task.compile(strip(task.deliverable(pruned)), _optimizer(recipe, steps, section.learning_rate))
+        save_model(task.deliverable(stripped), directory / "model_pruned.keras")
+    sparsity = kernel_sparsity(task.deliverable(stripped))
     metrics["stages"]["pruned"] = {"epochs": len(history), **task.evaluate(stripped),
                                    "mean_kernel_sparsity": float(np.mean(list(sparsity.values()))),
                                    "history": history}
@@ -297,9 +303,9 @@ def _qat_stage(task, model, train_data, val_data, directory, metrics, preserve: 
     from edgecnn.optimize.qat import quantize_aware
 
     section = task.recipe.optimization.qat
-    qat = task.compile(quantize_aware(model, preserve_sparsity=preserve),
+    qat = task.compile(quantize_aware(task.deliverable(model), preserve_sparsity=preserve),
                        _optimizer(task.recipe, 1, section.learning_rate))
     history = _fit_stage(qat, train_data, val_data, section.epochs, directory, "qat")
-    save_model(qat, directory / "model_qat.h5")
+    save_model(task.deliverable(qat), directory / "model_qat.h5")
     metrics["stages"]["qat"] = {"epochs": len(history), **task.evaluate(qat),
                                 "sparsity_preserving": preserve, "history": history}

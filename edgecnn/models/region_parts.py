@@ -1,0 +1,63 @@
+"""What the region-based detectors (Fast and Faster R-CNN) share: the backbone's feature map
+with an optional top-down step, and the Fast R-CNN head on pooled regions."""
+
+from __future__ import annotations
+
+
+def region_feature_map(backbone: str, input_shape: tuple[int, int, int], *, width_multiplier: float,
+                       backbone_width: float | None, activation: str, feature_stride: int, top_down: bool,
+                       neck_channels: int, family: str):
+    """(backbone input, feature map at ``feature_stride``): 1x1 lateral convolution to
+    ``neck_channels``; with ``top_down``, the next coarser map (1x1 lateral, 2x nearest upsampling)
+    is added and a 3x3 convolution smooths the sum (one FPN step onto one level)."""
+    from edgecnn._keras import keras
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.layers import conv_bn_act, scale_channels
+    from edgecnn.models.common import backbone_features
+
+    height, width = int(input_shape[0]), int(input_shape[1])
+    stride = int(feature_stride)
+    if height % stride or width % stride:
+        raise EdgeCNNError(f"{family} input {height}x{width} must be a multiple of its feature stride {stride}.",
+                           f"Use e.g. {stride * max(1, round(height / stride))} pixels, or another feature_stride.")
+    trunk, maps = backbone_features(backbone, input_shape, (stride,), activation,
+                                    backbone_width if backbone_width is not None else width_multiplier)
+    channels = scale_channels(neck_channels, width_multiplier)
+    features = conv_bn_act(maps[stride], channels, 1, 1, "same", activation, name="neck_lateral")
+    if top_down and 2 * stride in maps:
+        coarse = conv_bn_act(maps[2 * stride], channels, 1, 1, "same", activation, name="neck_coarse_lateral")
+        layers = keras.layers
+        features = layers.Add(name="neck_merge")([features, layers.UpSampling2D(2, name="neck_up")(coarse)])
+        features = conv_bn_act(features, channels, 3, 1, "same", activation, name="neck_smooth")
+    return trunk.input, features
+
+
+def box_head(pooled, num_classes: int, head_units: int, activation: str):
+    """Fast R-CNN's head on (B, R, P*P*C) pooled regions: two fully connected layers, then the
+    sibling outputs ``class_scores`` (softmax over background + K classes) and ``box_deltas``
+    (4 per class)."""
+    from edgecnn._keras import keras
+
+    layers = keras.layers
+    x = layers.Dense(head_units, activation=activation, name="head_fc1")(pooled)
+    x = layers.Dense(head_units, activation=activation, name="head_fc2")(x)
+    class_scores = layers.Dense(num_classes + 1, activation="softmax", name="class_scores")(x)
+    box_deltas = layers.Dense(4 * num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
+                              name="box_deltas")(x)
+    return class_scores, box_deltas
+
+
+def unwrapped_layer(model, name: str):
+    """A layer by name, also inside a QAT model (tfmot wraps layers as quant_<name>)."""
+    for candidate in (name, f"quant_{name}"):
+        try:
+            found = model.get_layer(candidate)
+        except ValueError:
+            continue
+        return getattr(found, "layer", found)
+    raise ValueError(f"model '{model.name}' has no layer '{name}'")
+
+
+def layer_names(model) -> set[str]:
+    """The model's layer names without QAT's quant_ prefix."""
+    return {layer.name.removeprefix("quant_") for layer in model.layers}

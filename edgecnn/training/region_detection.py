@@ -1,0 +1,264 @@
+"""Training Faster R-CNN end to end: the RPN and the detection head in one step, with the
+multi-task loss of both (approximate joint training, Ren et al. 2015).
+
+RPN targets (per image, NumPy, in the input pipeline, since the anchors are fixed): an anchor is
+positive at IoU >= 0.7 with a ground-truth box, or when it is a box's best anchor; negative below
+0.3; up to ``RPN_BATCH`` anchors are sampled per image, at most half positive. Loss: binary
+cross-entropy on the sampled anchors, smooth L1 on the positives' deltas.
+
+Head targets depend on the proposals the network makes in the same step, so they are assigned
+inside the training graph (``FasterRCNNTrainer``): a proposal takes the class of the box it
+overlaps most at IoU >= 0.5, else background. Instead of Fast R-CNN's random minibatch of 128
+RoIs with 25% positives, every proposal counts and the negatives' weights are scaled so they
+make up at most 3/4 of each image's weight (the same balance, without sampling noise). Loss:
+cross-entropy over K + 1 classes, smooth L1 on the positives' deltas of their class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecnn.runtime.detection import iou_matrix
+from edgecnn.runtime.regions import encode_deltas
+from edgecnn.training.detection import DetectionTask, augment, prepare, to_input
+
+RPN_POSITIVE_IOU, RPN_NEGATIVE_IOU = 0.7, 0.3
+RPN_BATCH = 256
+HEAD_POSITIVE_IOU = 0.5
+HEAD_NEGATIVE_SHARE = 0.75
+MAX_BOXES = 100  # ground-truth boxes kept per image (COCO has up to ~90)
+
+
+def rpn_targets(anchors: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(N, 6) per anchor: deltas to its box (4), label (1 positive, 0 negative) and sample weight."""
+    targets = np.zeros((len(anchors), 6), np.float32)
+    if len(boxes) == 0:
+        negatives = np.arange(len(anchors))
+    else:
+        overlaps = iou_matrix(anchors, np.asarray(boxes, np.float32))  # (N, G)
+        best_box = overlaps.argmax(axis=1)
+        best_iou = overlaps.max(axis=1)
+        positive = best_iou >= RPN_POSITIVE_IOU
+        # every box's best anchors (all ties) are positives, however low their IoU
+        best_for_box = overlaps.max(axis=0)
+        positive |= ((overlaps == best_for_box[None, :]) & (best_for_box[None, :] > 0)).any(axis=1)
+        positives = np.flatnonzero(positive)
+        if len(positives) > RPN_BATCH // 2:
+            positives = rng.choice(positives, RPN_BATCH // 2, replace=False)
+        targets[positives, :4] = encode_deltas(anchors[positives], np.asarray(boxes, np.float32)[best_box[positives]])
+        targets[positives, 4] = 1.0
+        targets[positives, 5] = 1.0
+        negatives = np.flatnonzero((best_iou < RPN_NEGATIVE_IOU) & ~positive)
+    wanted = RPN_BATCH - int(targets[:, 5].sum())
+    if len(negatives) > wanted:
+        negatives = rng.choice(negatives, wanted, replace=False)
+    targets[negatives, 5] = 1.0
+    return targets
+
+
+def padded_boxes(boxes: np.ndarray, classes: np.ndarray, count: int) -> np.ndarray:
+    """(count, 5) x1 y1 x2 y2 class; unused rows have class -1."""
+    padded = np.zeros((count, 5), np.float32)
+    padded[:, 4] = -1
+    keep = min(len(boxes), count)
+    padded[:keep, :4] = np.asarray(boxes, np.float32)[:keep]
+    padded[:keep, 4] = np.asarray(classes)[:keep]
+    return padded
+
+
+def smooth_l1(x, beta: float = 1.0 / 9):
+    from edgecnn._keras import tf
+
+    absolute = tf.abs(x)
+    return tf.where(absolute < beta, 0.5 * x * x / beta, absolute - 0.5 * beta)
+
+
+def _pairwise_iou(a, b):
+    """TensorFlow: (B, P, 4) x (B, G, 4) -> (B, P, G)."""
+    from edgecnn._keras import tf
+
+    top_left = tf.maximum(a[:, :, None, :2], b[:, None, :, :2])
+    bottom_right = tf.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
+    wh = tf.maximum(bottom_right - top_left, 0.0)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = tf.maximum(a[..., 2] - a[..., 0], 0.0) * tf.maximum(a[..., 3] - a[..., 1], 0.0)
+    area_b = tf.maximum(b[..., 2] - b[..., 0], 0.0) * tf.maximum(b[..., 3] - b[..., 1], 0.0)
+    return inter / tf.maximum(area_a[:, :, None] + area_b[:, None, :] - inter, 1e-6)
+
+
+def _encode_tf(boxes, targets, weights):
+    from edgecnn._keras import tf
+
+    widths = tf.maximum(boxes[..., 2] - boxes[..., 0], 1e-3)
+    heights = tf.maximum(boxes[..., 3] - boxes[..., 1], 1e-3)
+    target_w = tf.maximum(targets[..., 2] - targets[..., 0], 1e-3)
+    target_h = tf.maximum(targets[..., 3] - targets[..., 1], 1e-3)
+    dx = ((targets[..., 0] + targets[..., 2]) - (boxes[..., 0] + boxes[..., 2])) / 2 / widths
+    dy = ((targets[..., 1] + targets[..., 3]) - (boxes[..., 1] + boxes[..., 3])) / 2 / heights
+    deltas = tf.stack([dx, dy, tf.math.log(target_w / widths), tf.math.log(target_h / heights)], -1)
+    return deltas * tf.constant(weights, tf.float32)
+
+
+def faster_rcnn_losses(outputs, rpn_target, truth) -> dict:
+    """The four losses of one batch: the model's five outputs, (B, N, 6) RPN targets and the
+    (B, G, 5) padded ground truth."""
+    from edgecnn._keras import tf
+    from edgecnn.models.faster_rcnn import HEAD_DELTA_WEIGHTS
+
+    rpn_scores, rpn_deltas, proposals, class_scores, box_deltas = outputs
+    label, weight = rpn_target[..., 4], rpn_target[..., 5]
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=rpn_scores[..., 0])
+    rpn_cls = tf.reduce_sum(weight * bce) / tf.maximum(tf.reduce_sum(weight), 1.0)
+    positive = label * weight
+    rpn_box = tf.reduce_sum(positive * tf.reduce_sum(smooth_l1(rpn_deltas - rpn_target[..., :4]), -1)) \
+        / tf.maximum(tf.reduce_sum(positive), 1.0)
+
+    gt_boxes, gt_classes = truth[..., :4], truth[..., 4]
+    valid = gt_classes >= 0
+    overlaps = tf.where(valid[:, None, :], _pairwise_iou(proposals, gt_boxes), -1.0)  # (B, P, G)
+    best_iou = tf.reduce_max(overlaps, axis=-1)
+    owner = tf.argmax(overlaps, axis=-1, output_type=tf.int32)
+    matched_class = tf.cast(tf.gather(gt_classes, owner, batch_dims=1), tf.int32)
+    matched_box = tf.gather(gt_boxes, owner, batch_dims=1)
+    is_positive = best_iou >= HEAD_POSITIVE_IOU
+    labels = tf.where(is_positive, matched_class + 1, 0)
+    positives = tf.cast(is_positive, tf.float32)
+    negatives = 1.0 - positives
+    count_pos = tf.reduce_sum(positives, axis=1, keepdims=True)
+    count_neg = tf.reduce_sum(negatives, axis=1, keepdims=True)
+    ratio = HEAD_NEGATIVE_SHARE / (1 - HEAD_NEGATIVE_SHARE)
+    negative_weight = tf.minimum(1.0, ratio * tf.maximum(count_pos, 1.0) / tf.maximum(count_neg, 1.0))
+    weights = positives + negatives * negative_weight
+    probability = tf.gather(class_scores, labels, batch_dims=2)
+    cross_entropy = -tf.math.log(tf.clip_by_value(probability, 1e-7, 1.0))
+    head_cls = tf.reduce_sum(weights * cross_entropy) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    num_classes = box_deltas.shape[-1] // 4
+    per_class = tf.reshape(box_deltas, (-1, proposals.shape[1], num_classes, 4))
+    predicted = tf.gather(per_class, tf.maximum(labels - 1, 0), batch_dims=2)  # (B, P, 4)
+    target = tf.stop_gradient(_encode_tf(proposals, matched_box, HEAD_DELTA_WEIGHTS))
+    head_box = tf.reduce_sum(positives * tf.reduce_sum(smooth_l1(predicted - target), -1)) \
+        / tf.maximum(tf.reduce_sum(positives), 1.0)
+    return {"rpn_cls": rpn_cls, "rpn_box": rpn_box, "cls": head_cls, "box": head_box}
+
+
+def _trainer_class():
+    """Built on first use: it subclasses keras.Model, and Keras loads lazily."""
+    from edgecnn._keras import keras, tf
+
+    class FasterRCNNTrainer(keras.Model):
+        """Fits the detector it wraps on (image, (RPN targets, padded boxes)) batches."""
+
+        names = ("loss", "rpn_cls", "rpn_box", "cls", "box")
+
+        def __init__(self, detector, **kwargs) -> None:
+            super().__init__(name=f"{detector.name}_trainer", **kwargs)
+            self.detector = detector
+            self.trackers = {name: keras.metrics.Mean(name=name) for name in self.names}
+
+        @property
+        def metrics(self):
+            return list(self.trackers.values())
+
+        def call(self, inputs, training=False):
+            return self.detector(inputs, training=training)
+
+        def _batch_losses(self, data, training: bool) -> dict:
+            images, (rpn_target, truth) = data
+            losses = faster_rcnn_losses(self.detector(images, training=training), rpn_target, truth)
+            losses["loss"] = tf.add_n(list(losses.values()))
+            return losses
+
+        def _report(self, losses: dict) -> dict:
+            for name, value in losses.items():
+                self.trackers[name].update_state(value)
+            return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+        def train_step(self, data):
+            with tf.GradientTape() as tape:
+                losses = self._batch_losses(data, True)
+                total = losses["loss"] + tf.add_n(self.detector.losses) if self.detector.losses else losses["loss"]
+            variables = self.detector.trainable_variables
+            self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+            return self._report(losses)
+
+        def test_step(self, data):
+            return self._report(self._batch_losses(data, False))
+
+    return FasterRCNNTrainer
+
+
+class RegionDetectionTask(DetectionTask):
+    """The Faster R-CNN side of `edgecnn train`: DetectionTask's data, its own targets and loss."""
+
+    def __init__(self, recipe) -> None:
+        super().__init__(recipe)
+        self.anchors: np.ndarray | None = None
+        self.max_boxes = 1
+
+    def load(self) -> list[str]:
+        classes = super().load()
+        counts = [len(s.boxes) for dataset in (self.train_set, self.val_set) for s in dataset.samples]
+        self.max_boxes = max(1, min(MAX_BOXES, max(counts, default=1)))
+        return classes
+
+    def _anchors(self) -> np.ndarray:
+        if self.anchors is None:
+            import edgecnn
+            from edgecnn.layers.regions import anchor_boxes
+            from edgecnn.models.faster_rcnn import region_layout
+
+            overrides = {**self.model_overrides(self.train_set.classes), **self.recipe.model.overrides}
+            layout = region_layout(edgecnn.create_model(self.recipe.model.name, **overrides))
+            self.anchors = anchor_boxes(tuple(layout["input_size"]), layout["feature_stride"],
+                                        tuple(layout["anchor_sizes"]), tuple(layout["anchor_ratios"]))
+        return self.anchors
+
+    def _example(self, image, boxes, classes, channels: int, rng: np.random.Generator):
+        return to_input(image, channels), (rpn_targets(self._anchors(), boxes, rng),
+                                           padded_boxes(boxes, classes, self.max_boxes))
+
+    def datasets(self):
+        from edgecnn._keras import tf
+
+        height, width, channels = self.size
+        recipe = self.recipe
+        section = recipe.data.augment
+        prepared = [prepare(s, height, width) for s in self.train_set.samples]
+        seed = recipe.training.seed
+        anchors = self._anchors()
+
+        def generate():
+            rng = np.random.default_rng([seed, generate.epoch])
+            generate.epoch += 1
+            for index in rng.permutation(len(prepared)):
+                image, boxes, classes = augment(*prepared[index], rng, section.flip, section.scale, section.color)
+                yield self._example(image, boxes, classes, channels, rng)
+
+        generate.epoch = 0
+        signature = (tf.TensorSpec(self.size, tf.float32),
+                     (tf.TensorSpec((len(anchors), 6), tf.float32), tf.TensorSpec((self.max_boxes, 5), tf.float32)))
+        batch = recipe.training.batch_size
+        steps = max(1, len(prepared) // batch)
+        train = (tf.data.Dataset.from_generator(generate, output_signature=signature)
+                 .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+                 .apply(tf.data.experimental.assert_cardinality(steps)))
+        rng = np.random.default_rng([seed, 1 << 20])  # fixed validation anchor samples
+        examples = [self._example(*prepare(s, height, width), channels, rng) for s in self.val_set.samples]
+        val = tf.data.Dataset.from_tensor_slices((
+            np.stack([e[0] for e in examples]),
+            (np.stack([e[1][0] for e in examples]), np.stack([e[1][1] for e in examples])))).batch(batch)
+        return train, val, steps
+
+    def compile(self, model, optimizer):
+        trainer = _trainer_class()(self.deliverable(model))
+        trainer.compile(optimizer)
+        trainer.build((None, *self.size))  # BackupAndRestore (resume) needs it built
+        return trainer
+
+    def deliverable(self, model):
+        return getattr(model, "detector", model)
+
+    def evaluate(self, model) -> dict:
+        from edgecnn.evaluation import evaluate_keras_region_detector
+
+        return evaluate_keras_region_detector(self.deliverable(model), self.val_set)
