@@ -165,6 +165,46 @@ def detect_dataset_with_proposals(dataset: DetectionSet, input_size: tuple[int, 
     return found
 
 
+def evaluate_keras_rcnn(model, dataset: DetectionSet, proposals: list[np.ndarray] | None = None,
+                        batch_size: int = 256) -> dict:
+    """mAP of an R-CNN Keras model: each image's best selective-search proposals warped and
+    classified, decoded by the runtime's ``svm_postprocess``."""
+    from edgecnn.models.rcnn import rcnn_layout
+    from edgecnn.training.proposals import dataset_proposals
+
+    layout = rcnn_layout(model)
+    proposals = proposals if proposals is not None else dataset_proposals(dataset.samples)
+
+    def infer(crops):
+        outputs = model.predict(crops, batch_size=batch_size, verbose=0)
+        return outputs[1], outputs[2]  # svm scores, box deltas (the softmax head only fine-tunes)
+
+    return coco_map(dataset, detect_dataset_warped(dataset, proposals, tuple(layout["region_size"]),
+                                                   layout["context"], infer, tuple(layout["delta_weights"])))
+
+
+def detect_dataset_warped(dataset: DetectionSet, proposals: list[np.ndarray], region_size: tuple[int, int],
+                          context: float, infer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                          delta_weights: tuple[float, ...]) -> list[tuple[int, RawDetections]]:
+    """``detect_dataset`` for an R-CNN: ``infer`` takes (R, h, w, 3) warped regions in [0, 1] and
+    returns their (R, K + 1) SVM scores and (R, 4K) deltas."""
+    from edgecnn.runtime.regions import MAX_WARPED_REGIONS, svm_postprocess, warp_region
+
+    found = []
+    for sample, boxes in zip(dataset.samples, proposals):
+        regions = boxes[:MAX_WARPED_REGIONS]
+        if len(regions) == 0:
+            found.append((sample.image_id, svm_postprocess(regions, np.zeros((0, 1)), np.zeros((0, 4)),
+                                                           sample.image.shape[:2])))
+            continue
+        crops = np.stack([warp_region(sample.image, box, region_size, context) for box in regions])
+        svm_scores, box_deltas = infer(crops.astype(np.float32) / 255.0)
+        found.append((sample.image_id, svm_postprocess(regions, svm_scores, box_deltas, sample.image.shape[:2],
+                                                       delta_weights, EVAL_SCORE_THRESHOLD, 0.3,
+                                                       EVAL_MAX_DETECTIONS)))
+    return found
+
+
 def _letterboxed(samples, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
     """The samples' images letterboxed to the model input, float32 in [0, 1], and their fits."""
     height, width, channels = input_size
@@ -184,7 +224,12 @@ def evaluate_tflite_detector(model_bytes: bytes, dataset: DetectionSet, accelera
                              score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
 
     delta_weights = tuple(detector.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS)
-    if detector.takes_proposals:  # the runtime's own selective search, read from the cache when it ran before
+    if detector.warps_regions:  # the runtime's own warping and per-region invokes
+        from edgecnn.training.proposals import dataset_proposals
+
+        found = detect_dataset_warped(dataset, dataset_proposals(dataset.samples), detector.size[:2],
+                                      detector.context, detector.classify_regions, delta_weights)
+    elif detector.takes_proposals:  # the runtime's own selective search, read from the cache when it ran before
         from edgecnn.training.proposals import dataset_proposals
 
         def infer(images, regions):
@@ -325,12 +370,15 @@ def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None
     if task == "detection":
         from edgecnn.models.fast_rcnn import is_fast_rcnn
         from edgecnn.models.faster_rcnn import is_faster_rcnn
+        from edgecnn.models.rcnn import is_rcnn
         from edgecnn.models.yolo import detection_layout
 
         if is_faster_rcnn(model):
             return evaluate_keras_region_detector(model, _detection_set(spec, split, limit))
         if is_fast_rcnn(model):
             return evaluate_keras_fast_rcnn(model, _detection_set(spec, split, limit))
+        if is_rcnn(model):
+            return evaluate_keras_rcnn(model, _detection_set(spec, split, limit))
         strides = tuple(detection_layout(model)["strides"])
         return evaluate_keras_detector(model, _detection_set(spec, split, limit), strides)
     if task == "segmentation":

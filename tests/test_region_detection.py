@@ -270,3 +270,61 @@ def test_the_runtime_runs_fast_rcnn_on_its_own_selective_search(fast_converted):
     assert result.detections and all(d.label for d in result.detections)
     with pytest.raises(EdgeCNNError, match="no regions"):
         detector(np.zeros((3, 3, 3), np.uint8))
+
+
+def test_warp_region_maps_the_box_with_its_context_onto_the_output():
+    from edgecnn.runtime.regions import warp_region
+
+    image = np.zeros((100, 120, 3), np.uint8)
+    image[20:60, 30:50] = 255  # a 20 x 40 white box
+    context = 0.25  # a quarter of the output on each side is surrounding image
+    warped = warp_region(image, np.array([30, 20, 50, 60]), (40, 40), context)
+    inner = warped[10:30, 10:30]
+    assert inner.min() >= 250  # the box fills the middle half exactly
+    assert warped[:9].max() <= 5 and warped[31:].max() <= 5 and warped[:, :9].max() <= 5
+    outside = warp_region(image, np.array([-30, -30, 10, 10]), (16, 16), 0.0)
+    assert (outside[:8, :8] == 114).all()  # beyond the image: grey
+
+
+def test_svm_loss_is_the_multiclass_hinge_and_can_be_chosen_for_classifiers():
+    from edgecnn.training.losses import classification_loss, multiclass_hinge
+
+    scores = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]], np.float32)
+    assert float(multiclass_hinge(np.array([0, 1, 2]), scores)) == pytest.approx((2.9 + 0 + 12.9) / 3, abs=1e-4)
+    assert float(multiclass_hinge(np.array([0, 1, 2]), scores, np.array([1, 1, 0]))) == pytest.approx(2.9 / 2, abs=1e-4)
+    assert classification_loss("svm") is multiclass_hinge
+    with pytest.raises(EdgeCNNError, match="not a classification loss"):
+        classification_loss("dice")
+
+
+def test_rcnn_converts_to_one_region_per_invoke_and_the_runtime_decodes_svm_scores(tmp_path):
+    from edgecnn._keras import keras
+    from edgecnn.data.shapes import generate_sample
+    from edgecnn.models.rcnn import rcnn_deployment_model
+
+    keras.utils.set_random_seed(6)
+    model = edgecnn.create_model("test_rcnn", num_classes=4)
+    report = edgecnn.convert(model, "fp32", out=tmp_path / "rcnn.tflite", calibration="builtin:shapes", samples=2)
+    assert report.builtin_only and report.metadata.decoding["kind"] == "rcnn"
+    assert [o.kind for o in report.metadata.outputs] == ["svm_scores", "box_deltas"]
+    detector = edgecnn.runtime.open(str(tmp_path / "rcnn.tflite"), accelerator="cpu", score_threshold=0.0)
+    assert detector.warps_regions
+    crops = np.random.default_rng(0).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
+    svm, deltas = detector.classify_regions(crops)
+    expected = rcnn_deployment_model(model)(crops, training=False)
+    np.testing.assert_allclose(svm, np.asarray(expected[0]), atol=1e-4)
+    np.testing.assert_allclose(deltas, np.asarray(expected[1]), atol=1e-4)
+    result = detector(generate_sample(np.random.default_rng(2), 64).image)
+    assert result.detections and all(0 <= d.box[0] <= d.box[2] <= 64 for d in result.detections)
+
+
+def test_a_region_file_without_its_decoding_metadata_gets_a_clear_error(converted):
+    import dataclasses
+
+    from edgecnn.export.metadata import write_metadata
+    from edgecnn.runtime.metadata import read_metadata
+
+    data = converted[1].read_bytes()
+    stripped = write_metadata(data, dataclasses.replace(read_metadata(data), decoding=None))
+    with pytest.raises(EdgeCNNError, match="no detection decoding metadata.*Faster R-CNN"):
+        edgecnn.runtime.open(stripped, accelerator="cpu")

@@ -76,6 +76,7 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     from edgecnn.io_utils import atomic_write_bytes, atomic_write_text
     from edgecnn.models.fast_rcnn import is_fast_rcnn, random_proposals
     from edgecnn.models.faster_rcnn import deployment_model, is_faster_rcnn
+    from edgecnn.models.rcnn import is_rcnn, rcnn_deployment_model
 
     source, recipe = "the Keras model in memory", None
     if isinstance(model_or_path, (str, os.PathLike)):
@@ -98,6 +99,9 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     two_stage = task == "detection" and is_faster_rcnn(model)
     if two_stage:
         model = deployment_model(model)  # the RPN's per-anchor outputs serve training only
+    warps_regions = task == "detection" and is_rcnn(model)
+    if warps_regions:
+        model = rcnn_deployment_model(model)  # the softmax head only fine-tuned the CNN
     takes_proposals = task == "detection" and is_fast_rcnn(model)
     size = tuple(int(d) for d in (model.input_shape[0] if takes_proposals else model.input_shape)[1:])
     class_names, calibration_images = None, None
@@ -128,7 +132,8 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
                 yield [image[None], *extra]
     flatbuffer = to_flatbuffer(model, target, representative)
     # MediaPipe's decoder reads one box per fixed anchor: a two-stage file's proposals are not that
-    flatbuffer, device_head = (flatbuffer, False) if two_stage or takes_proposals else add_device_heads(flatbuffer, task)
+    flatbuffer, device_head = (flatbuffer, False) if two_stage or takes_proposals or warps_regions \
+        else add_device_heads(flatbuffer, task)
     _require_loads(flatbuffer, target, out, calibration, calibration_images, threads)
     metadata = metadata_for(model, task, labels or class_names, target,
                             Path(source).name if isinstance(model_or_path, (str, os.PathLike)) else None,

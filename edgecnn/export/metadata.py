@@ -22,7 +22,7 @@ from edgecnn.runtime.metadata import (
     Normalization,
     OutputSpec,
 )
-from edgecnn.runtime.regions import PROPOSAL_KIND, REGION_KIND
+from edgecnn.runtime.regions import PROPOSAL_KIND, REGION_KIND, WARP_KIND
 from edgecnn.runtime.standard_metadata import STANDARD_METADATA_NAME
 
 # what each output holds, in the model's output order
@@ -31,6 +31,7 @@ OUTPUT_KINDS = {"classification": ("logits",), "detection": ("box_log_distances"
 OUTPUT_RANGE = {"generation": (-1.0, 1.0)}  # tanh
 # a two-stage (Faster R-CNN) detector's deployed outputs, in Keras order
 REGION_OUTPUT_KINDS = ("proposals", "class_probabilities", "box_deltas")
+RCNN_OUTPUT_KINDS = ("svm_scores", "box_deltas")
 
 
 def infer_task(model, explicit: str | None = None) -> str:
@@ -43,8 +44,9 @@ def infer_task(model, explicit: str | None = None) -> str:
         return "classification"
     from edgecnn.models.fast_rcnn import is_fast_rcnn
     from edgecnn.models.faster_rcnn import is_faster_rcnn
+    from edgecnn.models.rcnn import is_rcnn
 
-    if is_faster_rcnn(model) or is_fast_rcnn(model):
+    if is_faster_rcnn(model) or is_fast_rcnn(model) or is_rcnn(model):
         return "detection"
     shapes = [tuple(o.shape) for o in model.outputs]
     if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][-1] == 4:
@@ -65,9 +67,12 @@ def decoding_of(model, task: str) -> dict[str, Any] | None:
         return None
     from edgecnn.models.fast_rcnn import fast_rcnn_layout, is_fast_rcnn
     from edgecnn.models.faster_rcnn import is_faster_rcnn, region_layout
+    from edgecnn.models.rcnn import is_rcnn, rcnn_layout
     from edgecnn.models.yolo import detection_layout
 
     try:
+        if is_rcnn(model):
+            return rcnn_layout(model)
         if is_fast_rcnn(model):
             return fast_rcnn_layout(model)
         return region_layout(model) if is_faster_rcnn(model) else detection_layout(model)
@@ -93,6 +98,8 @@ def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: 
         kinds = REGION_OUTPUT_KINDS
     elif decoding is not None and decoding["kind"] == PROPOSAL_KIND:
         kinds = REGION_OUTPUT_KINDS[1:]
+    elif decoding is not None and decoding["kind"] == WARP_KIND:
+        kinds = RCNN_OUTPUT_KINDS
     if device_head:
         kinds = (HEADS[task], *kinds[1:])
         if decoding is not None:

@@ -15,7 +15,7 @@ from edgecnn.layers.initializers import BilinearUpsampling
 from edgecnn.layers.normalization import InstanceNormalization, LocalResponseNormalization
 from edgecnn.layers.padding import ReflectionPadding2D
 from edgecnn.layers.pooling import MaxUnpooling2D
-from edgecnn.layers.regions import DecodeAnchors, RoiAlign, TopProposals
+from edgecnn.layers.regions import DecodeAnchors, RoiAlign, StopGradient, TopProposals
 
 __all__ = [
     "ACTIVATIONS",
@@ -26,6 +26,7 @@ __all__ = [
     "MaxUnpooling2D",
     "ReflectionPadding2D",
     "RoiAlign",
+    "StopGradient",
     "TopProposals",
     "Maxout",
     "activation_spec",

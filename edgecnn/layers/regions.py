@@ -53,6 +53,15 @@ def apply_deltas(boxes, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
 
 
 @keras.utils.register_keras_serializable(package="edgecnn")
+class StopGradient(keras.layers.Layer):
+    """Identity forward, no gradient backward: what trains after it (R-CNN's SVMs and box
+    regressor) leaves the features before it alone. Converts to nothing."""
+
+    def call(self, inputs):
+        return tf.stop_gradient(inputs)
+
+
+@keras.utils.register_keras_serializable(package="edgecnn")
 class DecodeAnchors(keras.layers.Layer):
     """RPN deltas (B, N, 4) -> proposal boxes (B, N, 4) clipped to the input, for the anchors
     ``anchor_boxes(input_size, stride, sizes, ratios)`` (rebuilt from the config: the file stores

@@ -73,6 +73,7 @@ def _load_families() -> None:
     from edgecnn.models import googlenet  # noqa: F401
     from edgecnn.models import resnet  # noqa: F401
     from edgecnn.models import edgenet  # noqa: F401
+    from edgecnn.models import rcnn  # noqa: F401
     from edgecnn.models import fast_rcnn  # noqa: F401
     from edgecnn.models import faster_rcnn  # noqa: F401
     from edgecnn.models import yolo  # noqa: F401

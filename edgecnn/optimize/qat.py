@@ -25,7 +25,7 @@ from edgecnn.layers import (
     MaxUnpooling2D,
     ReflectionPadding2D,
 )
-from edgecnn.layers.regions import DecodeAnchors, RoiAlign, TopProposals
+from edgecnn.layers.regions import DecodeAnchors, RoiAlign, StopGradient, TopProposals
 
 log = logging.getLogger("edgecnn.qat")
 
@@ -119,6 +119,7 @@ def custom_objects() -> dict:
         "DecodeAnchors": DecodeAnchors,
         "TopProposals": TopProposals,
         "RoiAlign": RoiAlign,
+        "StopGradient": StopGradient,
         "OutputQuantizeConfig": output_quantize_config(),
         "FloatOutputQuantizeConfig": float_output_quantize_config(),
         "SparseConvTransposeQuantizeConfig": sparse_conv_transpose_quantize_config(),

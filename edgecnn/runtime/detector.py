@@ -18,10 +18,14 @@ from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require
 from edgecnn.runtime.model_input import FrameWriter, normalization_of
 from edgecnn.runtime.regions import (
     DEFAULT_DELTA_WEIGHTS,
+    MAX_WARPED_REGIONS,
     PROPOSAL_KIND,
     REGION_KIND,
+    WARP_KIND,
     padded_proposals,
     region_postprocess,
+    svm_postprocess,
+    warp_region,
 )
 from edgecnn.runtime.runner import Runner
 
@@ -64,14 +68,16 @@ class Detector:
         decoding = (self.metadata.decoding if self.metadata else None) or {}
         self.two_stage = decoding.get("kind") == REGION_KIND
         self.takes_proposals = decoding.get("kind") == PROPOSAL_KIND  # Fast R-CNN: selective search here
+        self.warps_regions = decoding.get("kind") == WARP_KIND  # R-CNN: search, then one invoke per region
         self.decoding = decoding
         self.strides = tuple(int(s) for s in (strides or decoding.get("strides") or ()))
-        if not self.strides and not (self.two_stage or self.takes_proposals):
-            raise EdgeCNNError("This model carries no detection decoding metadata (the head strides).",
-                               "Pass them on the command line (--strides 8 16 32 for an anchor-free YOLO), or "
-                               "convert the model with `edgecnn convert --task detection`.")
+        if not self.strides and not (self.two_stage or self.takes_proposals or self.warps_regions):
+            raise EdgeCNNError("This model carries no detection decoding metadata (a YOLO file's head strides; an "
+                               "R-CNN, Fast R-CNN or Faster R-CNN file's proposal layout and box decoding).",
+                               "Convert the model with `edgecnn convert`, which writes it; for an anchor-free YOLO "
+                               "you may instead pass its strides (--strides 8 16 32).")
         self.box_encoding = decoding.get("box_encoding") or LOG_DISTANCES
-        if self.box_encoding not in BOX_ENCODINGS and not (self.two_stage or self.takes_proposals):
+        if self.box_encoding not in BOX_ENCODINGS and not (self.two_stage or self.takes_proposals or self.warps_regions):
             raise EdgeCNNError(f"This model's boxes are encoded as '{self.box_encoding}', which this version of "
                                f"edgecnn does not decode (it knows {', '.join(BOX_ENCODINGS)}).",
                                "Upgrade edgecnn on the device, or convert the model with this version.")
@@ -84,6 +90,9 @@ class Detector:
         self.scale, self.offset = normalization.scale, normalization.offset
         if self.takes_proposals:
             self._init_fast_rcnn(decoding)
+            return
+        if self.warps_regions:
+            self._init_rcnn(decoding)
             return
         shape = self.runner.inputs[0].shape
         self.size = tuple(int(d) for d in shape[1:])
@@ -125,6 +134,27 @@ class Detector:
         self._image_input, self._proposal_input = images[0], boxes[0]
         self.size = tuple(int(d) for d in inputs[images[0]].shape[1:])
 
+    def _init_rcnn(self, decoding: dict) -> None:
+        classes = int(decoding.get("num_classes") or 0)
+        shapes = [tuple(o.shape) for o in self.runner.outputs]
+        inputs = self.runner.inputs
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or shapes != [(1, classes + 1), (1, 4 * classes)]:
+            raise EdgeCNNError(f"This R-CNN file's input {[i.shape for i in inputs]} and outputs {shapes} are not the "
+                               f"(1, h, w, C) region, (1, K + 1) SVM scores and (1, 4K) deltas its metadata describes.",
+                               "Convert the model again with `edgecnn convert`.")
+        self.size = tuple(int(d) for d in inputs[0].shape[1:])
+        self.context = float(decoding.get("context", 0.0))
+
+    def classify_regions(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """R-CNN: (R, h, w, C) warped regions in [0, 1] -> (R, K + 1) SVM scores and (R, 4K)
+        deltas, one invoke per region (the file has batch 1, as every device file)."""
+        scores, deltas = [], []
+        for crop in crops:
+            svm, box = self.runner((crop[None] * (255.0 * self.scale) + self.offset).astype(np.float32))
+            scores.append(svm[0])
+            deltas.append(box[0])
+        return np.array(scores, np.float32).reshape(len(crops), -1), np.array(deltas, np.float32).reshape(len(crops), -1)
+
     def raw(self, batch: np.ndarray, proposals: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """Model outputs for a preprocessed (1, H, W, C) float batch in [0, 1]: (boxes, scores),
         for a Faster R-CNN file (proposals, class scores, box deltas), and for a Fast R-CNN file
@@ -153,7 +183,7 @@ class Detector:
     def __call__(self, image: np.ndarray) -> DetectionResult:
         start = time.perf_counter()
         rgb = as_rgb8(image)
-        if self.takes_proposals:
+        if self.takes_proposals or self.warps_regions:
             return self._detect_with_search(rgb, start)
         fit = self._write_frame(rgb)
         invoke_start = time.perf_counter()
@@ -173,8 +203,10 @@ class Detector:
         found_regions = selective_search(rgb)
         if len(found_regions) == 0:
             raise EdgeCNNError(f"Selective search found no regions in this {rgb.shape[1]}x{rgb.shape[0]} image, so "
-                               "a Fast R-CNN has nothing to classify.",
+                               "the detector has nothing to classify.",
                                "Give it a larger image (regions must be at least 4 pixels wide and high).")
+        if self.warps_regions:
+            return self._classify_warped(rgb, found_regions, start)
         height, width, channels = self.size
         letterboxed, fit = letterbox(rgb, height, width)
         if channels == 1:
@@ -189,4 +221,21 @@ class Detector:
         boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
         detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
                       zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
+        return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
+
+    def _classify_warped(self, rgb: np.ndarray, found_regions: np.ndarray, start: float) -> DetectionResult:
+        """R-CNN: the best proposals warped with context, classified one by one, then decoded."""
+        regions = found_regions[:MAX_WARPED_REGIONS]
+        height, width, channels = self.size
+        crops = np.stack([warp_region(rgb, box, (height, width), self.context) for box in regions])
+        if channels == 1:
+            crops = crops.mean(axis=3, keepdims=True)
+        invoke_start = time.perf_counter()
+        svm_scores, box_deltas = self.classify_regions(crops.astype(np.float32) / 255.0)
+        invoke_ms = (time.perf_counter() - invoke_start) * 1000
+        found = svm_postprocess(regions, svm_scores, box_deltas, rgb.shape[:2],
+                                tuple(self.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS),
+                                self.score_threshold, self.iou_threshold, self.max_detections)
+        detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
+                      zip(found.boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
         return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))

@@ -14,6 +14,8 @@ import numpy as np
 from edgecnn.runtime.detection import RawDetections, batched_nms
 
 REGION_KIND = "faster_rcnn"  # decoding.kind of a two-stage detector's file
+WARP_KIND = "rcnn"  # decoding.kind of a file that classifies one warped region per invoke
+MAX_WARPED_REGIONS = 200  # R-CNN classifies at most this many proposals per image, best-ranked first
 PROPOSAL_KIND = "fast_rcnn"  # decoding.kind of a file that takes the runtime's proposals as an input
 DEFAULT_DELTA_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # Fast R-CNN's head target normalization (dx, dy, dw, dh)
 MAX_LOG_SIZE_RATIO = math.log(1000.0 / 16)  # the graph's DecodeAnchors clips the same way
@@ -74,3 +76,36 @@ def padded_proposals(proposals: np.ndarray, count: int) -> tuple[np.ndarray, int
     if 0 < real < count:
         padded[real:] = proposals[0]
     return padded, real
+
+
+def warp_region(image: np.ndarray, box: np.ndarray, size: tuple[int, int], context: float,
+                fill: int = 114) -> np.ndarray:
+    """R-CNN's region warp: ``box`` (x1 y1 x2 y2 in ``image`` pixels) grown so that ``context``
+    of the output on each side is surrounding image, then stretched to ``size`` (height, width);
+    outside the image is ``fill`` grey."""
+    import cv2
+
+    height, width = size
+    x1, y1, x2, y2 = (float(v) for v in box)
+    grow = 1.0 / max(1.0 - 2.0 * context, 1e-3)
+    box_w, box_h = max(x2 - x1, 1.0) * grow, max(y2 - y1, 1.0) * grow
+    left, top = (x1 + x2 - box_w) / 2, (y1 + y2 - box_h) / 2
+    sx, sy = width / box_w, height / box_h
+    # OpenCV indexes pixel centres; box edges are continuous: output u + .5 = (x + .5 - left) * sx
+    matrix = np.array([[sx, 0, (0.5 - left) * sx - 0.5], [0, sy, (0.5 - top) * sy - 0.5]], np.float32)
+    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * image.shape[2])
+
+
+def svm_postprocess(regions: np.ndarray, svm_scores: np.ndarray, box_deltas: np.ndarray,
+                    image_size: tuple[int, int], delta_weights=DEFAULT_DELTA_WEIGHTS, score_threshold: float = 0.25,
+                    iou_threshold: float = 0.3, max_detections: int = 100) -> RawDetections:
+    """R-CNN's decoding: (R, K + 1) SVM scores (column 0: background) -> per-class scores
+    sigmoid(s_c - s_background), boxes refined by each class's deltas, class-aware NMS (the
+    paper's 0.3 overlap). ``image_size``: (height, width) to clip to."""
+    scores = np.asarray(svm_scores, np.float32).reshape(len(regions), -1)
+    margins = scores[:, 1:] - scores[:, :1]
+    probabilities = np.concatenate([np.zeros((len(regions), 1), np.float32),
+                                    1.0 / (1.0 + np.exp(-np.clip(margins, -60, 60)))], axis=1)
+    return region_postprocess(regions, probabilities, box_deltas, image_size, delta_weights, score_threshold,
+                              iou_threshold, max_detections)

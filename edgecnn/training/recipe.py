@@ -48,7 +48,7 @@ class TrainingSection:
     schedule: str = "cosine"  # cosine | constant | step
     epochs: int = 10
     batch_size: int = 32
-    loss: str = "cross_entropy"  # segmentation: dice, cross_entropy+dice; generation: pix2pix, cyclegan
+    loss: str = "cross_entropy"  # classification: svm; segmentation: dice, cross_entropy+dice; generation: pix2pix, cyclegan
     weight_decay: float = 0.0
     seed: int = 0
 
@@ -101,7 +101,7 @@ PACKAGED_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 CHOICES = {
     "training.optimizer": ("adam", "adamw", "sgd"),
     "training.schedule": ("cosine", "constant", "step"),
-    "training.loss": ("cross_entropy", "dice", "cross_entropy+dice", "pix2pix", "cyclegan"),
+    "training.loss": ("cross_entropy", "svm", "dice", "cross_entropy+dice", "pix2pix", "cyclegan"),
     "optimization.pruning.schedule": ("polynomial", "constant"),
     "optimization.pruning.structure": ("unstructured", "2:4"),
     "task": ("classification", "detection", "segmentation", "generation"),

@@ -87,9 +87,9 @@ class ClassificationTask(TrainingTask):
         return {"input_shape": self.size, "num_classes": len(classes)}
 
     def compile(self, model, optimizer):
-        from edgecnn._keras import keras
+        from edgecnn.training.losses import classification_loss
 
-        model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        model.compile(optimizer, classification_loss(self.recipe.training.loss), metrics=["accuracy"])
         return model
 
     def evaluate(self, model) -> dict:
@@ -102,6 +102,7 @@ def _make_task(recipe: Recipe):
     from edgecnn.training.generation import GenerationTask
     from edgecnn.models.registry import family_of
     from edgecnn.training.fast_rcnn import FastRCNNTask
+    from edgecnn.training.rcnn import RCNNTask
     from edgecnn.training.region_detection import RegionDetectionTask
     from edgecnn.training.segmentation import SegmentationTask
 
@@ -111,7 +112,7 @@ def _make_task(recipe: Recipe):
         raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
                            f"Trainable tasks: {', '.join(tasks)} (see recipes/).")
     if recipe.task == "detection":
-        return {"faster_rcnn": RegionDetectionTask, "fast_rcnn": FastRCNNTask}.get(
+        return {"faster_rcnn": RegionDetectionTask, "fast_rcnn": FastRCNNTask, "rcnn": RCNNTask}.get(
             family_of(recipe.model.name), DetectionTask)(recipe)
     return tasks[recipe.task](recipe)
 

@@ -1,0 +1,90 @@
+"""The lecture's progression, measured: R-CNN, Fast R-CNN, Faster R-CNN and YOLO on the same
+backbone (EdgeNet at 1/2 width) and the same 128x128 builtin:shapes images, each trained from its
+recipe, converted (fp32, and int8 from PQAT), and run by the device runtime on LiteRT's CPU with
+2 threads. Per model: mAP@.5 of the file on the 300 held-out images, and the per-image latency of
+the whole pipeline (selective search, warping, every invoke, decoding and NMS) over ``--images``
+held-out images, with each one's speed-up over R-CNN.
+
+    python benchmarks/two_stage.py [--runs DIR] [--target fp32|int8] [--images 50] [--json OUT]
+
+Training happens once per recipe into DIR/<recipe>/ (``--runs``, default runs/two_stage) and is
+reused (resumed) afterwards. Selective search is cached on disk for mAP, so the accuracy figures
+of the two proposal-based models cost no search time; the latency figures include it, run live.
+The four models take turns on each image (interleaved), so machine load affects them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+RECIPES = {"R-CNN": "shapes_rcnn.yaml", "Fast R-CNN": "shapes_fast_rcnn.yaml",
+           "Faster R-CNN": "shapes_faster_rcnn.yaml", "YOLO": "shapes_yolo.yaml"}
+
+
+def _model_file(recipe_name: str, runs: Path, target: str) -> Path:
+    import edgecnn
+    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
+
+    directory = runs / recipe_name.removesuffix(".yaml")
+    source = directory / ("model_qat.h5" if target == "int8" else "model.keras")
+    if not source.exists():
+        print(f"training {recipe_name} into {directory} (once)", flush=True)
+        edgecnn.train(load_recipe(PACKAGED_RECIPES / recipe_name), directory, resume=directory.exists())
+    out = directory / f"model_{target}.tflite"
+    if not out.exists():
+        edgecnn.convert(str(source), target, out=out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/two_stage", type=Path)
+    parser.add_argument("--target", default="fp32", choices=("fp32", "int8"))
+    parser.add_argument("--images", default=50, type=int)
+    parser.add_argument("--threads", default=2, type=int)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    import edgecnn
+    from edgecnn.data.detection import load_detection_samples
+    from edgecnn.data.specs import parse_spec
+
+    files = {name: _model_file(recipe, args.runs, args.target) for name, recipe in RECIPES.items()}
+    results = {}
+    for name, path in files.items():
+        metrics = edgecnn.evaluate(str(path), "builtin:shapes", accelerator="cpu", threads=args.threads)
+        results[name] = {"file": str(path), "size_bytes": path.stat().st_size, "map50": metrics["map50"],
+                         "map": metrics["map"], "pipeline_ms": []}
+    images = [s.image for s in load_detection_samples(parse_spec("builtin:shapes"), "val", None).samples]
+    images = images[:args.images]
+    pipelines = {name: edgecnn.runtime.open(str(path), accelerator="cpu", threads=args.threads)
+                 for name, path in files.items()}
+    for pipeline in pipelines.values():  # warm-up
+        pipeline(images[0])
+    for image in images:  # interleaved
+        for name, pipeline in pipelines.items():
+            start = time.perf_counter()
+            pipeline(image)
+            results[name]["pipeline_ms"].append((time.perf_counter() - start) * 1000)
+    base = float(np.median(results["R-CNN"]["pipeline_ms"]))
+    print(f"\n{args.target} files, LiteRT CPU, {args.threads} threads, {len(images)} images of 128x128 "
+          f"(pipeline p50 includes proposals)")
+    print(f"{'model':<14}{'mAP@.5':>8}{'mAP':>8}{'p50 ms':>10}{'p90 ms':>10}{'speed-up':>10}")
+    for name, row in results.items():
+        timings = row.pop("pipeline_ms")
+        row["pipeline_ms"] = {"p50": float(np.median(timings)), "p90": float(np.percentile(timings, 90))}
+        row["speedup_over_rcnn"] = base / row["pipeline_ms"]["p50"]
+        print(f"{name:<14}{row['map50']:>8.3f}{row['map']:>8.3f}{row['pipeline_ms']['p50']:>10.2f}"
+              f"{row['pipeline_ms']['p90']:>10.2f}{row['speedup_over_rcnn']:>9.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"target": args.target, "threads": args.threads, "images": len(images),
+                                         "models": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
