@@ -328,3 +328,17 @@ def test_a_region_file_without_its_decoding_metadata_gets_a_clear_error(converte
     stripped = write_metadata(data, dataclasses.replace(read_metadata(data), decoding=None))
     with pytest.raises(EdgeCNNError, match="no detection decoding metadata.*Faster R-CNN"):
         edgecnn.runtime.open(stripped, accelerator="cpu")
+
+
+@pytest.mark.parametrize("target", ["dynamic", "int8-io"])  # fp32 above, fp16 in the GPU test, int8 by the recipes
+def test_region_detectors_convert_to_the_quantized_targets_and_run(converted, fast_converted, target, tmp_path):
+    from edgecnn.data.shapes import generate_sample
+
+    image = generate_sample(np.random.default_rng(3), 64).image
+    for model in (converted[0], fast_converted[0]):
+        path = tmp_path / f"{model.name}_{target}.tflite"
+        report = edgecnn.convert(model, target, out=path, calibration="builtin:shapes", samples=2,
+                                 calibration_samples=8)
+        assert report.builtin_only and report.target == target
+        detector = edgecnn.runtime.open(str(path), accelerator="cpu", score_threshold=0.0)
+        assert detector(image).image_size == [64, 64]
