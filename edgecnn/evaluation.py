@@ -188,14 +188,13 @@ def detect_dataset_warped(dataset: DetectionSet, proposals: list[np.ndarray], re
                           delta_weights: tuple[float, ...]) -> list[tuple[int, RawDetections]]:
     """``detect_dataset`` for an R-CNN: ``infer`` takes (R, h, w, 3) warped regions in [0, 1] and
     returns their (R, K + 1) SVM scores and (R, 4K) deltas."""
-    from edgecnn.runtime.regions import MAX_WARPED_REGIONS, svm_postprocess, warp_region
+    from edgecnn.runtime.regions import MAX_WARPED_REGIONS, no_detections, svm_postprocess, warp_region
 
     found = []
     for sample, boxes in zip(dataset.samples, proposals):
         regions = boxes[:MAX_WARPED_REGIONS]
-        if len(regions) == 0:
-            found.append((sample.image_id, svm_postprocess(regions, np.zeros((0, 1)), np.zeros((0, 4)),
-                                                           sample.image.shape[:2])))
+        if len(regions) == 0:  # an image too small for any proposal: nothing to warp or classify
+            found.append((sample.image_id, no_detections()))
             continue
         crops = np.stack([warp_region(sample.image, box, region_size, context) for box in regions])
         svm_scores, box_deltas = infer(crops.astype(np.float32) / 255.0)

@@ -342,3 +342,11 @@ def test_region_detectors_convert_to_the_quantized_targets_and_run(converted, fa
         assert report.builtin_only and report.target == target
         detector = edgecnn.runtime.open(str(path), accelerator="cpu", score_threshold=0.0)
         assert detector(image).image_size == [64, 64]
+
+
+def test_decoding_no_proposals_gives_no_detections():
+    from edgecnn.runtime.regions import svm_postprocess
+
+    empty = np.zeros((0, 4), np.float32)
+    assert len(region_postprocess(empty, np.zeros((0, 5)), np.zeros((0, 16)), (64, 64)).boxes) == 0
+    assert len(svm_postprocess(empty, np.zeros((0, 5)), np.zeros((0, 16)), (64, 64)).boxes) == 0

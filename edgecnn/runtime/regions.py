@@ -44,6 +44,11 @@ def encode_deltas(boxes: np.ndarray, targets: np.ndarray, weights=(1.0, 1.0, 1.0
     return (deltas * np.asarray(weights, np.float32)).astype(np.float32)
 
 
+def no_detections() -> RawDetections:
+    return RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                         np.zeros(0, np.int64))
+
+
 def region_postprocess(proposals: np.ndarray, class_scores: np.ndarray, box_deltas: np.ndarray,
                        input_size: tuple[int, int], delta_weights=DEFAULT_DELTA_WEIGHTS,
                        score_threshold: float = 0.25, iou_threshold: float = 0.5,
@@ -52,12 +57,13 @@ def region_postprocess(proposals: np.ndarray, class_scores: np.ndarray, box_delt
     (P, 4K) per-class deltas -> detections: every (proposal, class) above the threshold, its box
     refined by that class's deltas and clipped to the input, class-aware NMS."""
     proposals = np.asarray(proposals, np.float32).reshape(-1, 4)
+    if len(proposals) == 0:  # (0, -1) cannot be reshaped: nothing to decode
+        return no_detections()
     scores = np.asarray(class_scores, np.float32).reshape(len(proposals), -1)[:, 1:]
     deltas = np.asarray(box_deltas, np.float32).reshape(len(proposals), -1, 4)
     rows, classes = np.nonzero(scores > score_threshold)
     if len(rows) == 0:
-        return RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                             np.zeros(0, np.int64))
+        return no_detections()
     boxes = apply_deltas(proposals[rows], deltas[rows, classes], delta_weights)
     height, width = input_size
     boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
@@ -103,6 +109,8 @@ def svm_postprocess(regions: np.ndarray, svm_scores: np.ndarray, box_deltas: np.
     """R-CNN's decoding: (R, K + 1) SVM scores (column 0: background) -> per-class scores
     sigmoid(s_c - s_background), boxes refined by each class's deltas, class-aware NMS (the
     paper's 0.3 overlap). ``image_size``: (height, width) to clip to."""
+    if len(regions) == 0:
+        return no_detections()
     scores = np.asarray(svm_scores, np.float32).reshape(len(regions), -1)
     margins = scores[:, 1:] - scores[:, :1]
     probabilities = np.concatenate([np.zeros((len(regions), 1), np.float32),
