@@ -48,3 +48,19 @@ def test_fp16_tiny_zoo_runs_fully_on_the_gpu(gpu, name, rng):
     result, expected = _run(gpu, edgecnn.create_model(name), rng, target="fp16")
     assert result.fully_accelerated
     np.testing.assert_allclose(result.outputs[0], expected.numpy(), atol=2e-2)
+
+
+def test_gpu_report_names_only_the_rejected_op_in_an_fp16_file(gpu, rng):
+    """An fp16 file's weights reach CONV_2D through DEQUANTIZE: the per-op probe must keep them
+    constant, or it blames CONV_2D (which runs on the GPU) beside the op really rejected."""
+    from edgecnn.export.report import gpu_check
+    from edgecnn.runtime.engine import load_engine
+
+    inputs = keras.Input((16, 16, 8))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    model = keras.Model(inputs, LocalResponseNormalization(alpha=0.01, implementation="builtin")(x))
+    data = convert(model, "fp16")
+    engine = load_engine(data)
+    check = gpu_check(data, engine, rng.uniform(size=(1, 16, 16, 8)).astype(np.float32), None)
+    assert check["fully_accelerated"] is False
+    assert check["unsupported_ops"] == ["LOCAL_RESPONSE_NORMALIZATION"]

@@ -21,14 +21,21 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
         model = schema.ModelT.InitFromObj(source)
         graph = model.subgraphs[0]
         operator = graph.operators[op_index]
-        used = [t for t in list(operator.inputs) + list(operator.outputs) if t >= 0]
+        # an fp16 file's weights reach their op through a DEQUANTIZE of a constant: kept with the
+        # op, they stay constant weights (as inputs, the GPU would reject a CONV_2D it runs)
+        producers = {out: op for op in graph.operators for out in op.outputs}
+        kept = [producers[t] for t in operator.inputs
+                if t >= 0 and t in producers and _dequantizes_constant(model, producers[t], names, graph)]
+        kept.append(operator)
+        used = {t for op in kept for t in list(op.inputs) + list(op.outputs) if t >= 0}
         constants = {t for t in used if _has_data(model.buffers[graph.tensors[t].buffer])}
+        produced = {t for op in kept for t in op.outputs}
         used_buffers = {graph.tensors[t].buffer for t in used}
         for index, buffer in enumerate(model.buffers):
             if index not in used_buffers and index != 0:
                 buffer.data = None  # keep indices, drop bytes
-        graph.operators = [operator]
-        graph.inputs = [t for t in operator.inputs if t >= 0 and t not in constants]
+        graph.operators = kept
+        graph.inputs = [t for t in operator.inputs if t >= 0 and t not in constants and t not in produced]
         graph.outputs = list(operator.outputs)
         model.subgraphs = [graph]
         model.signatureDefs = []
@@ -37,6 +44,13 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         models[name] = bytes(builder.Output())
     return models
+
+
+def _dequantizes_constant(model, op, names: list[str], graph) -> bool:
+    """Whether ``op`` is a DEQUANTIZE of a constant tensor (an fp16 file's weights)."""
+    index = graph.operators.index(op)
+    return (names[index] == "DEQUANTIZE" and len(op.inputs) == 1
+            and _has_data(model.buffers[graph.tensors[op.inputs[0]].buffer]))
 
 
 def _has_data(buffer) -> bool:
