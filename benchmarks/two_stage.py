@@ -10,19 +10,17 @@ held-out images, with each one's speed-up over R-CNN.
 Training happens once per recipe into DIR/<recipe>/ (``--runs``, default runs/two_stage) and is
 reused (resumed) afterwards. Selective search is cached on disk for mAP, so the accuracy figures
 of the two proposal-based models cost no search time; the latency figures include it, run live.
-The four models take turns in rounds (each runs the whole image set, the order rotating), so
-machine load affects them alike; per-image turns were tried first and measured the fast models
-after a slow one's selective search, with cold threads (YOLO 4.1 ms instead of 0.57 ms).
+The four models take turns in rounds (``rounds.timed_rounds``), so machine load affects them alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
+from rounds import timed_rounds  # benchmarks/rounds.py, beside this script
 
 RECIPES = {"R-CNN": "shapes_rcnn.yaml", "Fast R-CNN": "shapes_fast_rcnn.yaml",
            "Faster R-CNN": "shapes_faster_rcnn.yaml", "YOLO": "shapes_yolo.yaml"}
@@ -67,15 +65,9 @@ def main() -> None:
     images = images[:args.images]
     pipelines = {name: edgecnn.runtime.open(str(path), accelerator="cpu", threads=args.threads)
                  for name, path in files.items()}
-    names = list(pipelines)
-    for round_index in range(args.rounds):  # interleaved by rounds, the order rotating each round
-        for name in names[round_index % len(names):] + names[:round_index % len(names)]:
-            pipeline = pipelines[name]
-            pipeline(images[0])  # warm-up: per image, a 0.3 s selective search before a 0.5 ms YOLO
-            for image in images:  # left its threads asleep and inflated YOLO's figure 7x (measured)
-                start = time.perf_counter()
-                pipeline(image)
-                results[name]["pipeline_ms"].append((time.perf_counter() - start) * 1000)
+    timings = timed_rounds(pipelines, images, args.rounds)  # see rounds.py for why rounds
+    for name, row in results.items():
+        row["pipeline_ms"] = timings[name]
     base = float(np.median(results["R-CNN"]["pipeline_ms"]))
     print(f"\n{args.target} files, LiteRT CPU, {args.threads} threads, {len(images)} images of 128x128 x "
           f"{args.rounds} rounds (pipeline p50 includes proposals)")

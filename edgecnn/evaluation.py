@@ -21,7 +21,7 @@ from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.detection import LOG_DISTANCES, RawDetections, postprocess
 from edgecnn.runtime.images import letterbox
-from edgecnn.runtime.regions import DEFAULT_DELTA_WEIGHTS, padded_proposals, region_postprocess
+from edgecnn.runtime.regions import padded_proposals, region_postprocess
 from edgecnn.runtime.tasks import open as open_pipeline
 
 log = logging.getLogger("edgecnn.evaluation")
@@ -129,8 +129,8 @@ def evaluate_keras_fast_rcnn(model, dataset: DetectionSet, proposals: list[np.nd
                              batch_size: int = 16) -> dict:
     """mAP of a Fast R-CNN Keras model on ``dataset`` with its selective-search ``proposals``
     (computed, or read from their cache, when not given)."""
+    from edgecnn.data.proposals import dataset_proposals
     from edgecnn.models.fast_rcnn import fast_rcnn_layout
-    from edgecnn.training.proposals import dataset_proposals
 
     layout = fast_rcnn_layout(model)
     proposals = proposals if proposals is not None else dataset_proposals(dataset.samples)
@@ -169,8 +169,8 @@ def evaluate_keras_rcnn(model, dataset: DetectionSet, proposals: list[np.ndarray
                         batch_size: int = 256) -> dict:
     """mAP of an R-CNN Keras model: each image's best selective-search proposals warped and
     classified, decoded by the runtime's ``svm_postprocess``."""
+    from edgecnn.data.proposals import dataset_proposals
     from edgecnn.models.rcnn import rcnn_layout
-    from edgecnn.training.proposals import dataset_proposals
 
     layout = rcnn_layout(model)
     proposals = proposals if proposals is not None else dataset_proposals(dataset.samples)
@@ -222,14 +222,14 @@ def evaluate_tflite_detector(model_bytes: bytes, dataset: DetectionSet, accelera
     detector = open_pipeline(model_bytes, accelerator, threads, task="detection",
                              score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
 
-    delta_weights = tuple(detector.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS)
+    delta_weights = detector.delta_weights
     if detector.warps_regions:  # the runtime's own warping and per-region invokes
-        from edgecnn.training.proposals import dataset_proposals
+        from edgecnn.data.proposals import dataset_proposals
 
         found = detect_dataset_warped(dataset, dataset_proposals(dataset.samples), detector.size[:2],
                                       detector.context, detector.classify_regions, delta_weights)
     elif detector.takes_proposals:  # the runtime's own selective search, read from the cache when it ran before
-        from edgecnn.training.proposals import dataset_proposals
+        from edgecnn.data.proposals import dataset_proposals
 
         def infer(images, regions):
             return detector.raw(images, regions[0])
@@ -318,7 +318,8 @@ def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int |
              trust: bool = False) -> dict:
     """Task metrics of a Keras model, a .keras/.h5 file or a .tflite file (through the device
     runtime's pipeline, on ``accelerator``) on the DATA spec ``data``: classification {top1},
-    detection {map, map50}, segmentation {miou, pixel_acc}; plus ``model``, ``data``, ``split``
+    detection {map, map50}, segmentation {miou, pixel_acc}, instance segmentation {map, map50,
+    mask_map, mask_map50}; plus ``model``, ``data``, ``split``
     and ``images``. ``split`` defaults to val for builtin sets and all for your own files.
 
     >>> edgecnn.evaluate("runs/digits/model_int8.tflite", "builtin:digits")["top1"]   # doctest: +SKIP
@@ -357,6 +358,10 @@ def _evaluate_tflite(data: bytes, spec, split: str, limit: int | None, accelerat
         return evaluate_tflite_detector(data, _detection_set(spec, split, limit), accelerator, threads)
     if task == "segmentation":
         return evaluate_tflite_segmenter(data, spec, split, limit, accelerator, threads)
+    if task == "instance_segmentation":
+        from edgecnn.mask_evaluation import evaluate_tflite_instance_segmenter
+
+        return evaluate_tflite_instance_segmenter(data, _detection_set(spec, split, limit, True), accelerator, threads)
     if task == "classification":
         return evaluate_tflite_classifier(data, spec, split, limit, accelerator, threads)
     raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
@@ -382,14 +387,18 @@ def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None
         return evaluate_keras_detector(model, _detection_set(spec, split, limit), strides)
     if task == "segmentation":
         return evaluate_keras_segmenter(model, spec, split, limit)
+    if task == "instance_segmentation":
+        from edgecnn.mask_evaluation import evaluate_keras_instance_segmenter
+
+        return evaluate_keras_instance_segmenter(model, _detection_set(spec, split, limit, True))
     if task == "classification":
         return evaluate_keras_classifier(model, spec, split, limit)
     raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
 
 
-def _detection_set(spec, split: str, limit: int | None) -> DetectionSet:
+def _detection_set(spec, split: str, limit: int | None, with_masks: bool = False) -> DetectionSet:
     from edgecnn.data.detection import load_detection_samples
 
-    dataset = load_detection_samples(spec, split, limit)
+    dataset = load_detection_samples(spec, split, limit, with_masks)
     log.info(f"evaluating on {len(dataset.samples)} images")
     return dataset

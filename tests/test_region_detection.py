@@ -98,6 +98,40 @@ def test_an_anchor_set_that_does_not_fit_the_input_is_refused_clearly():
         edgecnn.create_model("test_faster_rcnn", anchor_sizes=(16, 128))
     with pytest.raises(EdgeCNNError, match="multiple of its feature stride"):
         edgecnn.create_model("test_faster_rcnn", input_shape=(68, 68, 3))
+    with pytest.raises(EdgeCNNError, match="pyramid of 2 levels.*one anchor size per level.*Give 2 anchor_sizes"):
+        edgecnn.create_model("test_faster_rcnn", fpn_levels=(8, 16), anchor_sizes=(8, 16, 32))
+    with pytest.raises(EdgeCNNError, match="each twice the previous"):
+        edgecnn.create_model("test_faster_rcnn", fpn_levels=(8, 32), anchor_sizes=(16, 32))
+    with pytest.raises(EdgeCNNError, match=r"sizes \[4\] are below half their stride"):
+        edgecnn.create_model("test_faster_rcnn", fpn_levels=(8, 16), anchor_sizes=(16, 4))
+
+
+def test_pyramid_roi_align_pools_each_box_from_the_level_its_size_belongs_to():
+    from edgecnn.layers.regions import PyramidRoiAlign, RoiAlign
+
+    rng = np.random.default_rng(2)
+    fine, coarse = rng.normal(size=(1, 16, 16, 3)).astype(np.float32), rng.normal(size=(1, 8, 8, 3)).astype(np.float32)
+    # FPN's rule with a 32-pixel canonical box at stride 8: a box of sqrt(area) >= 64 goes to
+    # stride 16; areas 400, 7,200 and 4,225 against the boundary 64 ** 2 = 4,096
+    boxes = np.array([[[0, 0, 20, 20], [10, 10, 100, 90], [5, 5, 70, 70]]], np.float32)
+    got = PyramidRoiAlign(2, 2, (8, 16), canonical_size=32, canonical_stride=8)([fine, coarse, boxes]).numpy()[0]
+    on_fine, on_coarse = RoiAlign(2, 2, 8)([fine, boxes]).numpy()[0], RoiAlign(2, 2, 16)([coarse, boxes]).numpy()[0]
+    np.testing.assert_allclose(got, np.stack([on_fine[0], on_coarse[1], on_coarse[2]]), atol=1e-6)
+    assert np.abs(on_fine[2] - on_coarse[2]).max() > 0.1  # the levels differ: the check can fail
+
+
+def test_a_pyramid_faster_rcnn_converts_and_the_runtime_runs_it_like_keras(tmp_path):
+    from edgecnn._keras import keras
+
+    keras.utils.set_random_seed(4)
+    model = edgecnn.create_model("test_faster_rcnn", num_classes=4, fpn_levels=(8, 16), anchor_sizes=(16, 32))
+    assert model.get_layer("rpn_scores").output.shape[1] == (8 * 8 + 4 * 4) * 3  # one size x 3 ratios per level
+    report = edgecnn.convert(model, "fp32", out=tmp_path / "fpn.tflite", calibration="builtin:shapes", samples=2)
+    assert report.builtin_only and report.metadata.decoding["feature_strides"] == [8, 16]
+    detector = edgecnn.runtime.open(str(tmp_path / "fpn.tflite"), accelerator="cpu")
+    batch = np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    for got, want in zip(detector.raw(batch), model(batch, training=False)[2:]):
+        np.testing.assert_allclose(got, np.asarray(want), atol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +151,9 @@ def test_faster_rcnn_converts_builtin_only_with_its_region_ops_and_keras_parity(
     assert {"TOPK_V2", "GATHER", "BATCH_MATMUL"} <= set(report.ops)
     assert not {"NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "CUSTOM", "FlexCropAndResize"} & set(report.ops)
     assert report.parity["max_abs_diff"] < 1e-3
+    # an untrained model may detect nothing above 0.25: then there is nothing to compare
+    assert "keras_detections" in report.parity
+    assert report.parity["detection_agreement"] in (None, 1.0)
     assert report.metadata.decoding["kind"] == "faster_rcnn" and report.metadata.decoding["proposals"] == 16
 
 
@@ -350,3 +387,45 @@ def test_decoding_no_proposals_gives_no_detections():
     empty = np.zeros((0, 4), np.float32)
     assert len(region_postprocess(empty, np.zeros((0, 5)), np.zeros((0, 16)), (64, 64)).boxes) == 0
     assert len(svm_postprocess(empty, np.zeros((0, 5)), np.zeros((0, 16)), (64, 64)).boxes) == 0
+
+
+@pytest.mark.parametrize("recipe", ["coco_faster_rcnn.yaml", "coco_fast_rcnn.yaml", "coco_rcnn.yaml"])
+def test_coco_recipes_build_at_their_size_and_train_on_coco_json(recipe, tmp_path):
+    """The COCO recipes (not trained here: no COCO) build their model at the recipe's input
+    size and class count, and train and evaluate from COCO JSON: a COCO-format export of
+    builtin:shapes stands in for COCO, with the model narrowed and one short epoch."""
+    from edgecnn.data.shapes import write_shapes
+    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
+
+    full = load_recipe(PACKAGED_RECIPES / recipe)
+    assert full.data.train.startswith("coco:") and full.data.val.startswith("coco:")
+    model = edgecnn.create_model(full.model.name, num_classes=80, input_shape=tuple(full.data.input_size),
+                                 **full.model.overrides)
+    assert model.count_params() > 1_000_000
+    annotations = write_shapes(tmp_path / "coco", num=16, size=128)
+    spec = f"coco:{annotations}"
+    trained = edgecnn.train(PACKAGED_RECIPES / recipe, tmp_path / "run", overrides=[
+        f"data.train={spec}", f"data.val={spec}", "training.epochs=1", "training.batch_size=4",
+        "optimization.pruning.enabled=false", "optimization.qat.enabled=false",
+        "model.overrides.width_multiplier=0.25"])
+    assert trained["classes"] == ["circle", "rectangle", "triangle", "star"]
+    assert 0.0 <= trained["stages"]["float"]["map50"] <= 1.0 and trained["stages"]["float"]["detections"] > 0
+    assert edgecnn.load_model(tmp_path / "run" / "model.keras").output_shape[-1][-1] == 4 * 4  # per-class deltas
+
+
+def test_detection_agreement_matches_by_class_and_overlap_once_each():
+    from edgecnn.export.report import matched_detections
+    from edgecnn.runtime.detection import RawDetections
+
+    def detections(boxes, scores, classes):
+        return RawDetections(np.array(boxes, np.float32), np.array(scores, np.float32), np.array(classes),
+                             np.arange(len(boxes)))
+
+    reference = detections([[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]],
+                           [0.9, 0.8, 0.7, 0.6], [0, 1, 0, 2])
+    converted = detections([[1, 1, 10, 10], [20, 20, 30, 31], [50, 50, 60, 60], [0, 0, 10, 10]],
+                           [0.9, 0.8, 0.7, 0.6], [0, 0, 1, 1])
+    # box 0 (class 0) and box 2 (class 0) match; box 1 (class 1) takes converted box 3; box 3's
+    # class-2 twin has class 1 in the file: not a match
+    assert matched_detections(reference, converted) == 3
+    assert matched_detections(reference, detections(np.zeros((0, 4)), [], [])) == 0

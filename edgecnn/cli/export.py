@@ -48,6 +48,15 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detection_agreement(parity: dict) -> str:
+    if "detection_agreement" not in parity:
+        return ""
+    if parity["detection_agreement"] is None:
+        return ", no detections to compare (pass real calibration data)"
+    return (f", {parity['detection_agreement']:.1%} of the Keras model's {parity['keras_detections']} detections "
+            "repeated (the raw difference includes proposals in another order)")
+
+
 def _print_summary(report: dict) -> None:
     gpu = report["gpu"]
     parity = report["parity"]
@@ -57,7 +66,7 @@ def _print_summary(report: dict) -> None:
         f"builtin only    {report['builtin_only']}  ops: {', '.join(f'{k} x{v}' for k, v in report['ops'].items())}",
         f"parity          max |diff| {parity['max_abs_diff']:.3g}"
         + (f", top-1 agreement {parity['top1_agreement']:.1%}" if "top1_agreement" in parity else "")
-        + f" ({parity['against']})",
+        + _detection_agreement(parity) + f" ({parity['against']})",
         f"GPU             fully accelerated: {gpu['fully_accelerated']}"
         + (f", rejected ops: {', '.join(gpu['unsupported_ops'])}" if gpu["unsupported_ops"] else "")
         + (f" [{gpu['device']}]" if gpu["device"] else f" [not run: {gpu['error']}]"),

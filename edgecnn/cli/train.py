@@ -28,8 +28,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     metrics = train(recipe, args.out, resume=args.resume, strategy_name=args.strategy)
     for stage, figures in metrics["stages"].items():
-        shown = ", ".join(f"{key} {figures[key]:.4f}" for key in ("val_top1", "map50", "map", "miou", "pixel_acc", "val_l1", "val_cycle_l1")
-                          if key in figures)
+        keys = ("val_top1", "map50", "map", "mask_map50", "mask_map", "miou", "pixel_acc", "val_l1", "val_cycle_l1")
+        shown = ", ".join(f"{key} {figures[key]:.4f}" for key in keys if key in figures)
         log(f"{stage}: {shown} after {figures['epochs']} epochs")
     log(f"wrote {args.out}/model.keras and {args.out}/metrics.json")
     return 0

@@ -96,7 +96,7 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
             "Pass calibration data (CLI: --calibration DATA), e.g. builtin:digits or folder:images/.",
         )
     task = infer_task(model, task)
-    two_stage = task == "detection" and is_faster_rcnn(model)
+    two_stage = task in ("detection", "instance_segmentation") and is_faster_rcnn(model)
     if two_stage:
         model = deployment_model(model)  # the RPN's per-anchor outputs serve training only
     warps_regions = task == "detection" and is_rcnn(model)
@@ -142,13 +142,29 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     if out is not None:
         atomic_write_bytes(out, flatbuffer)
         log.info(f"wrote {out} ({len(flatbuffer):,} bytes); verifying (parity, ops, GPU, latency)")
+    decode = _region_decoder(model) if two_stage else None
     figures = build_report(flatbuffer, model, target, parity_samples, task, sample_source, threads=threads,
-                           device_head=device_head)
+                           device_head=device_head, decode=decode)
     result = ConversionReport(**figures, output=str(out) if out is not None else None, source=source,
                               metadata=metadata, flatbuffer=flatbuffer)
     if report is not None:
         atomic_write_text(report, json.dumps(result.to_json(), indent=2))
     return result
+
+
+def _region_decoder(model):
+    """A Faster R-CNN's outputs -> its detections, as the runtime decodes them (for parity)."""
+    from edgecnn.models.faster_rcnn import region_layout
+    from edgecnn.runtime.regions import region_postprocess
+
+    layout = region_layout(model)
+    size, weights = tuple(layout["input_size"]), tuple(layout["delta_weights"])
+
+    def decode(outputs):
+        proposals, class_scores, box_deltas = (np.asarray(o)[0] for o in outputs[:3])  # (+ masks)
+        return region_postprocess(proposals, class_scores, box_deltas, size, weights)
+
+    return decode
 
 
 def _recipe_beside(model_path: Path):

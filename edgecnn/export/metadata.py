@@ -22,7 +22,7 @@ from edgecnn.runtime.metadata import (
     Normalization,
     OutputSpec,
 )
-from edgecnn.runtime.regions import PROPOSAL_KIND, REGION_KIND, WARP_KIND
+from edgecnn.runtime.regions import MASK_KIND, PROPOSAL_KIND, REGION_KIND, WARP_KIND
 from edgecnn.runtime.standard_metadata import STANDARD_METADATA_NAME
 
 # what each output holds, in the model's output order
@@ -43,9 +43,11 @@ def infer_task(model, explicit: str | None = None) -> str:
     if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2:
         return "classification"
     from edgecnn.models.fast_rcnn import is_fast_rcnn
-    from edgecnn.models.faster_rcnn import is_faster_rcnn
+    from edgecnn.models.faster_rcnn import has_masks, is_faster_rcnn
     from edgecnn.models.rcnn import is_rcnn
 
+    if is_faster_rcnn(model) and has_masks(model):
+        return "instance_segmentation"
     if is_faster_rcnn(model) or is_fast_rcnn(model) or is_rcnn(model):
         return "detection"
     shapes = [tuple(o.shape) for o in model.outputs]
@@ -57,12 +59,17 @@ def infer_task(model, explicit: str | None = None) -> str:
         return "segmentation"
     raise EdgeCNNError(
         f"Cannot tell what task model '{model.name}' performs from its outputs {shapes}.",
-        "Pass the task explicitly (CLI: --task classification|detection|segmentation|generation).",
+        "Pass the task explicitly (CLI: --task classification|detection|segmentation|instance_segmentation|"
+        "generation).",
     )
 
 
 def decoding_of(model, task: str) -> dict[str, Any] | None:
     """Post-processing parameters the runtime needs, read from the model's graph."""
+    if task == "instance_segmentation":
+        from edgecnn.models.faster_rcnn import region_layout
+
+        return region_layout(model)
     if task != "detection":
         return None
     from edgecnn.models.fast_rcnn import fast_rcnn_layout, is_fast_rcnn
@@ -96,6 +103,8 @@ def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: 
     decoding = decoding_of(model, task)
     if decoding is not None and decoding["kind"] == REGION_KIND:
         kinds = REGION_OUTPUT_KINDS
+    elif decoding is not None and decoding["kind"] == MASK_KIND:
+        kinds = (*REGION_OUTPUT_KINDS, "mask_probabilities")
     elif decoding is not None and decoding["kind"] == PROPOSAL_KIND:
         kinds = REGION_OUTPUT_KINDS[1:]
     elif decoding is not None and decoding["kind"] == WARP_KIND:

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -97,10 +98,13 @@ def keras_outputs(model, batch, task: str, device_head: bool) -> list[np.ndarray
     return reference_outputs(expected, task) if device_head else expected
 
 
-def parity(engine, model, samples, task: str, device_head: bool = False) -> dict:
+def parity(engine, model, samples, task: str, device_head: bool = False, decode: Callable | None = None) -> dict:
     """``samples``: model inputs, an (N, ...) array, or for a model of several inputs a list of
-    tuples of batch-1 arrays in the Keras model's input order."""
-    diffs, agree = [], []
+    tuples of batch-1 arrays in the Keras model's input order. ``decode`` (outputs -> the
+    runtime's RawDetections) adds ``detection_agreement``: where a file's outputs can come out
+    in another order (a Faster R-CNN's proposals when two scores swap places), the raw
+    difference measures the order, and only the decoded detections say whether they agree."""
+    diffs, agree, matched, found = [], [], 0, 0
     for sample in samples:
         batch = sample if isinstance(sample, tuple) else sample[None]
         got = engine(*engine_arrays(engine, batch))
@@ -108,10 +112,36 @@ def parity(engine, model, samples, task: str, device_head: bool = False) -> dict
         diffs.append(max(float(np.abs(g - e).max()) for g, e in zip(got, expected)))
         if task == "classification":
             agree.append(int(np.argmax(got[0]) == np.argmax(expected[0])))
+        if decode is not None:
+            reference, converted = decode(expected), decode(got)
+            found += len(reference.boxes)
+            matched += matched_detections(reference, converted)
     result = {"samples": int(len(samples)), "max_abs_diff": max(diffs), "mean_max_abs_diff": float(np.mean(diffs))}
     if agree:
         result["top1_agreement"] = float(np.mean(agree))
+    if decode is not None:
+        result["keras_detections"] = found
+        result["detection_agreement"] = matched / found if found else None
     return result
+
+
+def matched_detections(reference, converted, iou: float = 0.5) -> int:
+    """How many of ``reference``'s detections ``converted`` repeats (same class, IoU >= ``iou``,
+    each converted detection matched once, best-scoring reference first)."""
+    from edgecnn.runtime.detection import iou_matrix
+
+    if len(reference.boxes) == 0 or len(converted.boxes) == 0:
+        return 0
+    overlaps = iou_matrix(reference.boxes, converted.boxes)
+    overlaps[reference.classes[:, None] != converted.classes[None, :]] = 0.0
+    taken = np.zeros(len(converted.boxes), bool)
+    count = 0
+    for row in np.argsort(-reference.scores):
+        candidates = np.where(~taken & (overlaps[row] >= iou))[0]
+        if len(candidates):
+            taken[candidates[np.argmax(overlaps[row, candidates])]] = True
+            count += 1
+    return count
 
 
 def build_report(
@@ -124,6 +154,7 @@ def build_report(
     latency_runs: int = 20,
     threads: int | None = None,
     device_head: bool = False,
+    decode: Callable | None = None,
 ) -> dict:
     ops = op_histogram(flatbuffer)
     first = samples[0] if isinstance(samples[0], tuple) else samples[:1]
@@ -139,7 +170,7 @@ def build_report(
         "builtin_only": is_builtin_only(ops),
         "gpu": {**gpu_check(flatbuffer, engine, first, expected), "static": static_gpu_analysis(flatbuffer)},
         "parity": {"against": f"the Keras model on {sample_source}",
-                   **parity(engine, model, samples, task, device_head)},
+                   **parity(engine, model, samples, task, device_head, decode)},
         "latency_ms": latency["p50"],
         "latency": latency,
     }

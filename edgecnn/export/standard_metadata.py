@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edgecnn.export.device_heads import HEADS
-from edgecnn.export.metadata import RCNN_OUTPUT_KINDS, REGION_OUTPUT_KINDS
 from edgecnn.runtime.metadata import ModelMetadata
 from edgecnn.runtime.standard_metadata import DETECTOR_METADATA, SEGMENTER_METADATA, TASK_NAMES, box_anchors
 
@@ -45,6 +44,8 @@ REGION_OUTPUT_DESCRIPTIONS = {
     "class_probabilities": "softmax over background (column 0) and the labels, per proposal",
     "box_deltas": "per proposal and label: (dx, dy, dw, dh) refinement, scaled by decoding.delta_weights",
     "svm_scores": "linear SVM score per class (column 0: background) of one warped region",
+    "mask_probabilities": "per proposal p, rows p*M to (p+1)*M: an M x M mask per label (sigmoid) over the "
+                          "proposal's box",
 }
 
 
@@ -109,7 +110,7 @@ def describe(metadata: ModelMetadata, input_is_float: bool, output_order: Sequen
         elif kind == "class_logits" and task == "detection":
             outputs.append(TensorDescription("score", "class logits per anchor (sigmoid gives the score)",
                                              content="feature", labels=labels))
-        elif kind in REGION_OUTPUT_KINDS or kind in RCNN_OUTPUT_KINDS:  # a two-stage detector: edgecnn's runtime decodes it
+        elif kind in REGION_OUTPUT_DESCRIPTIONS:  # a two-stage detector: edgecnn's runtime decodes it
             outputs.append(TensorDescription(kind, REGION_OUTPUT_DESCRIPTIONS[kind]))
         elif kind == "class_logits":  # segmentation
             outputs.append(TensorDescription("segmentation_masks", "class logits per pixel", content="image",

@@ -15,16 +15,27 @@ from edgecnn.layers.initializers import BilinearUpsampling
 from edgecnn.layers.normalization import InstanceNormalization, LocalResponseNormalization
 from edgecnn.layers.padding import ReflectionPadding2D
 from edgecnn.layers.pooling import MaxUnpooling2D
-from edgecnn.layers.regions import DecodeAnchors, RoiAlign, StopGradient, TopProposals
+from edgecnn.layers.regions import (
+    BatchToRegionRows,
+    DecodeAnchors,
+    PyramidRoiAlign,
+    RegionsToBatch,
+    RoiAlign,
+    StopGradient,
+    TopProposals,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "BatchToRegionRows",
     "BilinearUpsampling",
     "DecodeAnchors",
     "InstanceNormalization",
     "LocalResponseNormalization",
     "MaxUnpooling2D",
+    "PyramidRoiAlign",
     "ReflectionPadding2D",
+    "RegionsToBatch",
     "RoiAlign",
     "StopGradient",
     "TopProposals",

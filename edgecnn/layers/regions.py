@@ -18,6 +18,7 @@ its anchor (Girshick et al.: centre shift in anchor widths/heights, log size rat
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -36,6 +37,18 @@ def anchor_boxes(input_size: tuple[int, int], stride: int, sizes: tuple[float, .
     centres = np.stack([xs.reshape(-1), ys.reshape(-1)], 1)[:, None, :]  # (cells, 1, 2)
     half = np.array([[w / 2, h / 2] for h, w in shapes])[None, :, :]  # (1, A, 2)
     return np.concatenate([centres - half, centres + half], axis=2).reshape(-1, 4).astype(np.float32)
+
+
+def pyramid_anchor_boxes(input_size: tuple[int, int], strides: tuple[int, ...], sizes: tuple[float, ...],
+                         ratios: tuple[float, ...]) -> np.ndarray:
+    """Anchors of one feature map (one stride: every size at every cell, ``anchor_boxes``) or
+    of a feature pyramid (several strides: one size per level, finest first, levels
+    concatenated in that order), x1 y1 x2 y2 in input pixels."""
+    if len(strides) == 1:
+        return anchor_boxes(input_size, strides[0], sizes, ratios)
+    if len(sizes) != len(strides):
+        raise ValueError(f"a pyramid of {len(strides)} levels takes one anchor size per level, not {len(sizes)}")
+    return np.concatenate([anchor_boxes(input_size, stride, (size,), ratios) for stride, size in zip(strides, sizes)])
 
 
 def apply_deltas(boxes, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
@@ -64,16 +77,18 @@ class StopGradient(keras.layers.Layer):
 @keras.utils.register_keras_serializable(package="edgecnn")
 class DecodeAnchors(keras.layers.Layer):
     """RPN deltas (B, N, 4) -> proposal boxes (B, N, 4) clipped to the input, for the anchors
-    ``anchor_boxes(input_size, stride, sizes, ratios)`` (rebuilt from the config: the file stores
-    the anchor recipe, not the table)."""
+    ``pyramid_anchor_boxes(input_size, strides, sizes, ratios)`` (rebuilt from the config: the
+    file stores the anchor recipe, not the table). ``strides``: the feature pyramid's levels,
+    finest first; without it, the one map at ``stride``."""
 
-    def __init__(self, input_size, stride, sizes, ratios, **kwargs) -> None:
+    def __init__(self, input_size, stride, sizes, ratios, strides=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.input_size = tuple(int(v) for v in input_size)
         self.stride = int(stride)
+        self.strides = tuple(int(v) for v in strides) if strides else (self.stride,)
         self.sizes = tuple(float(v) for v in sizes)
         self.ratios = tuple(float(v) for v in ratios)
-        self.anchors = anchor_boxes(self.input_size, self.stride, self.sizes, self.ratios)
+        self.anchors = pyramid_anchor_boxes(self.input_size, self.strides, self.sizes, self.ratios)
 
     def call(self, deltas):
         boxes = apply_deltas(tf.constant(self.anchors)[None], deltas)
@@ -82,7 +97,8 @@ class DecodeAnchors(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "input_size": list(self.input_size), "stride": self.stride,
-                "sizes": list(self.sizes), "ratios": list(self.ratios)}
+                "sizes": list(self.sizes), "ratios": list(self.ratios),
+                "strides": list(self.strides) if len(self.strides) > 1 else None}
 
 
 @keras.utils.register_keras_serializable(package="edgecnn")
@@ -176,3 +192,88 @@ class RoiAlign(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "sampling": self.sampling,
                 "stride": self.stride, "reduction": self.reduction}
+
+
+@keras.utils.register_keras_serializable(package="edgecnn")
+class PyramidRoiAlign(keras.layers.Layer):
+    """[features at each of ``strides`` (finest first), boxes (B, K, 4)] -> (B, K, P * P * C):
+    ``RoiAlign`` on the pyramid level each box belongs to, by FPN's rule (Lin et al., eq. 1): a
+    ``canonical_size`` box (224, ImageNet's) on the ``canonical_stride`` (16) map, a box twice
+    as large one level coarser, i.e. a sqrt(w * h) box on the coarsest level whose stride is at
+    most ``canonical_stride`` * sqrt(w * h) / ``canonical_size`` (a box spans 14-28 cells of its
+    level), clamped to the pyramid. Every level is pooled for every box and masked: a 0/1 mask
+    per level from the box area, made of SUB, MUL, MINIMUM and MAXIMUM (a step 1e-4 px^2 wide),
+    keeps the graph static and on the GPU (no GATHER of computed indices), for L times the
+    pooling work."""
+
+    def __init__(self, pool_size: int = 7, sampling: int = 2, strides=(8, 16, 32), canonical_size: float = 224.0,
+                 canonical_stride: int = 16, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pool_size, self.sampling = int(pool_size), int(sampling)
+        self.strides = tuple(int(v) for v in strides)
+        self.canonical_size, self.canonical_stride = float(canonical_size), int(canonical_stride)
+        # a box moves from the level at stride s to the one at 2s at sqrt(area) = 2s * 224 / 16
+        self.area_thresholds = [(2 * stride * self.canonical_size / self.canonical_stride) ** 2
+                                for stride in self.strides[:-1]]
+        self.levels = [RoiAlign(self.pool_size, self.sampling, stride) for stride in self.strides]
+
+    def call(self, inputs):
+        *features, boxes = inputs
+        x1, y1, x2, y2 = tf.split(boxes, 4, axis=-1)
+        area = (x2 - x1) * (y2 - y1)  # (B, K, 1)
+        above = [tf.clip_by_value((area - threshold) * 1e4, 0.0, 1.0) for threshold in self.area_thresholds]
+        masks = [1.0 - above[0]] + [a - b for a, b in itertools.pairwise(above)] + [above[-1]]
+        pooled = [mask * level([feature, boxes]) for mask, level, feature in zip(masks, self.levels, features)]
+        return tf.add_n(pooled)
+
+    def compute_output_shape(self, input_shape):
+        *features, boxes = input_shape
+        return (boxes[0], boxes[1], self.pool_size * self.pool_size * features[0][-1])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "sampling": self.sampling,
+                "strides": list(self.strides), "canonical_size": self.canonical_size,
+                "canonical_stride": self.canonical_stride}
+
+
+@keras.utils.register_keras_serializable(package="edgecnn")
+class RegionsToBatch(keras.layers.Layer):
+    """(B, K, m * m * C) pooled regions in ``RoiAlign``'s (column bin, row bin, channel) order
+    -> (B * K, m, m, C) images in (row, column, channel) order, for convolutions per region."""
+
+    def __init__(self, pool_size: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pool_size = int(pool_size)
+
+    def call(self, pooled):
+        size = self.pool_size
+        grid = tf.reshape(pooled, (-1, size, size, pooled.shape[-1] // (size * size)))
+        return tf.transpose(grid, (0, 2, 1, 3))
+
+    def compute_output_shape(self, input_shape):
+        size = self.pool_size
+        return (None, size, size, input_shape[-1] // (size * size))
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
+@keras.utils.register_keras_serializable(package="edgecnn")
+class BatchToRegionRows(keras.layers.Layer):
+    """(B * K, h, w, C) per-region images -> (B, K * h, w, C): the K regions of each image
+    stacked along the rows (a RESHAPE: batch 1 on the device)."""
+
+    def __init__(self, regions: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.regions = int(regions)
+
+    def call(self, images):
+        _, height, width, channels = images.shape
+        return tf.reshape(images, (-1, self.regions * height, width, channels))
+
+    def compute_output_shape(self, input_shape):
+        _, height, width, channels = input_shape
+        return (None, self.regions * height, width, channels)
+
+    def get_config(self):
+        return {**super().get_config(), "regions": self.regions}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from edgecnn.errors import EdgeCNNError, did_you_mean
 
-TASKS = ("classification", "detection", "segmentation", "generation")
+TASKS = ("classification", "detection", "segmentation", "instance_segmentation", "generation")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ def _load_families() -> None:
     from edgecnn.models import fcn  # noqa: F401
     from edgecnn.models import unet  # noqa: F401
     from edgecnn.models import segnet  # noqa: F401
+    from edgecnn.models import mask_rcnn  # noqa: F401
     from edgecnn.models import pix2pix  # noqa: F401
     from edgecnn.models import cyclegan  # noqa: F401
 

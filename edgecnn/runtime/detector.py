@@ -69,15 +69,17 @@ class Detector:
         self.two_stage = decoding.get("kind") == REGION_KIND
         self.takes_proposals = decoding.get("kind") == PROPOSAL_KIND  # Fast R-CNN: selective search here
         self.warps_regions = decoding.get("kind") == WARP_KIND  # R-CNN: search, then one invoke per region
+        region_based = self.two_stage or self.takes_proposals or self.warps_regions  # no YOLO decoding
         self.decoding = decoding
+        self.delta_weights = tuple(decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS)
         self.strides = tuple(int(s) for s in (strides or decoding.get("strides") or ()))
-        if not self.strides and not (self.two_stage or self.takes_proposals or self.warps_regions):
+        if not self.strides and not region_based:
             raise EdgeCNNError("This model carries no detection decoding metadata (a YOLO file's head strides; an "
                                "R-CNN, Fast R-CNN or Faster R-CNN file's proposal layout and box decoding).",
                                "Convert the model with `edgecnn convert`, which writes it; for an anchor-free YOLO "
                                "you may instead pass its strides (--strides 8 16 32).")
         self.box_encoding = decoding.get("box_encoding") or LOG_DISTANCES
-        if self.box_encoding not in BOX_ENCODINGS and not (self.two_stage or self.takes_proposals or self.warps_regions):
+        if self.box_encoding not in BOX_ENCODINGS and not region_based:
             raise EdgeCNNError(f"This model's boxes are encoded as '{self.box_encoding}', which this version of "
                                f"edgecnn does not decode (it knows {', '.join(BOX_ENCODINGS)}).",
                                "Upgrade edgecnn on the device, or convert the model with this version.")
@@ -174,7 +176,7 @@ class Detector:
         if self.two_stage:
             proposals, class_scores, box_deltas = (output[0] for output in outputs)
             return region_postprocess(proposals, class_scores, box_deltas, (height, width),
-                                      tuple(self.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS),
+                                      self.delta_weights,
                                       self.score_threshold, self.iou_threshold, self.max_detections)
         return postprocess(outputs[self.box_output][0], outputs[1 - self.box_output][0], (height, width),
                            self.strides, self.score_threshold, self.iou_threshold, self.max_detections,
@@ -190,7 +192,10 @@ class Detector:
         outputs = self.runner.invoke(dequantized=self._quantization is None)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         found = self._decode(outputs)
-        boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
+        return self._result(fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0]), found, invoke_ms, start, rgb)
+
+    def _result(self, boxes: np.ndarray, found, invoke_ms: float, start: float, rgb: np.ndarray) -> DetectionResult:
+        """``found``'s detections with ``boxes`` (in the image's own pixels) and their labels."""
         detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
                       zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
         return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
@@ -216,12 +221,9 @@ class Detector:
         class_scores, box_deltas = self.raw(letterboxed[None].astype(np.float32) / 255.0, proposals)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         found = region_postprocess(proposals[:real], class_scores[0][:real], box_deltas[0][:real], (height, width),
-                                   tuple(self.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS),
+                                   self.delta_weights,
                                    self.score_threshold, self.iou_threshold, self.max_detections)
-        boxes = fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0])
-        detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
-                      zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
-        return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
+        return self._result(fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0]), found, invoke_ms, start, rgb)
 
     def _classify_warped(self, rgb: np.ndarray, found_regions: np.ndarray, start: float) -> DetectionResult:
         """R-CNN: the best proposals warped with context, classified one by one, then decoded."""
@@ -234,8 +236,6 @@ class Detector:
         svm_scores, box_deltas = self.classify_regions(crops.astype(np.float32) / 255.0)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
         found = svm_postprocess(regions, svm_scores, box_deltas, rgb.shape[:2],
-                                tuple(self.decoding.get("delta_weights") or DEFAULT_DELTA_WEIGHTS),
+                                self.delta_weights,
                                 self.score_threshold, self.iou_threshold, self.max_detections)
-        detections = [Detection(box, score, cls, label_of(self.labels, cls)) for box, score, cls in
-                      zip(found.boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
-        return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
+        return self._result(found.boxes, found, invoke_ms, start, rgb)  # already in image pixels

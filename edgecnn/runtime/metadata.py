@@ -21,7 +21,7 @@ from edgecnn.runtime.flatbuffer_fields import metadata_buffer
 METADATA_NAME = "edgecnn"
 # 2: the typed schema (ModelMetadata); version-1 documents have the same fields and read alike
 SCHEMA_VERSION = 2
-TASKS = ("classification", "detection", "segmentation", "generation")
+TASKS = ("classification", "detection", "segmentation", "instance_segmentation", "generation")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 from edgecnn.runtime.detection import RawDetections, batched_nms
 
 REGION_KIND = "faster_rcnn"  # decoding.kind of a two-stage detector's file
+MASK_KIND = "mask_rcnn"  # decoding.kind of a Faster R-CNN file with a mask per proposal and class
 WARP_KIND = "rcnn"  # decoding.kind of a file that classifies one warped region per invoke
 MAX_WARPED_REGIONS = 200  # R-CNN classifies at most this many proposals per image, best-ranked first
 PROPOSAL_KIND = "fast_rcnn"  # decoding.kind of a file that takes the runtime's proposals as an input

@@ -25,7 +25,7 @@ SEGMENTER_METADATA = "SEGMENTER_METADATA"
 # the model names MediaPipe's writers give each task (edgecnn's writer too); a file without
 # edgecnn's metadata is known by them
 TASK_NAMES = {"classification": "ImageClassifier", "detection": "ObjectDetector", "segmentation": "ImageSegmenter",
-              "generation": "ImageToImage"}
+              "instance_segmentation": "InstanceSegmenter", "generation": "ImageToImage"}
 
 FILE_TYPES = {0: "UNKNOWN", 1: "DESCRIPTIONS", 2: "TENSOR_AXIS_LABELS", 3: "TENSOR_VALUE_LABELS",
               4: "TENSOR_AXIS_SCORE_CALIBRATION", 5: "VOCABULARY", 6: "SCANN_INDEX_FILE"}

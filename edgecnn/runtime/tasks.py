@@ -13,6 +13,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.classifier import Classifier
 from edgecnn.runtime.detector import Detector
 from edgecnn.runtime.engine import read_model_bytes
+from edgecnn.runtime.instance_segmenter import InstanceSegmenter
 from edgecnn.runtime.metadata import read_metadata
 from edgecnn.runtime.runner import Runner
 from edgecnn.runtime.segmenter import Segmenter
@@ -24,9 +25,10 @@ PIPELINES: dict[str, type] = {
     "classification": Classifier,
     "detection": Detector,
     "segmentation": Segmenter,
+    "instance_segmentation": InstanceSegmenter,
     "generation": Translator,
 }
-Pipeline = Union[Classifier, Detector, Segmenter, Translator]
+Pipeline = Union[Classifier, Detector, Segmenter, InstanceSegmenter, Translator]
 
 
 def task_of(model: str | os.PathLike | bytes, task: str | None = None) -> str:

@@ -31,8 +31,8 @@ import numpy as np
 
 from edgecnn.data.detection import DetectionSample, DetectionSet, load_detection_samples
 from edgecnn.data.transforms import color_jitter, hflip, scale_translate, transform_boxes
-from edgecnn.runtime.images import letterbox
 from edgecnn.runtime.detection import MAX_LOG_DISTANCE, anchor_points
+from edgecnn.runtime.images import letterbox
 from edgecnn.training.task import TrainingTask
 
 CENTER_RADIUS = 2.5
@@ -100,20 +100,22 @@ def prepare(sample: DetectionSample, height: int, width: int) -> tuple[np.ndarra
 
 
 def augment(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
-            flip: bool, scale: float, color: float):
+            flip: bool, scale: float, color: float, masks: np.ndarray | None = None) -> tuple:
+    """Random flip, zoom-and-shift and colour jitter of a letterboxed sample: (image, boxes,
+    classes), and with ``masks`` (N, H, W) instance masks moved like the pixels, a fourth item."""
     if flip and rng.random() < 0.5:
-        image, boxes, _ = hflip(image, boxes)
+        image, boxes, masks = hflip(image, boxes, masks)
     if scale:
         factor = rng.uniform(1 - scale, 1 + scale)
         height, width = image.shape[:2]
         # shift so the zoomed image stays roughly centred, with up to +-scale/2 of jitter
         shift_x = (1 - factor) * width / 2 + rng.uniform(-scale, scale) * width / 2
         shift_y = (1 - factor) * height / 2 + rng.uniform(-scale, scale) * height / 2
-        image, boxes, _, kept = scale_translate(image, boxes, None, factor, shift_x, shift_y)
+        image, boxes, masks, kept = scale_translate(image, boxes, masks, factor, shift_x, shift_y)
         classes = classes[kept]
     if color:
         image = color_jitter(image, rng, color)
-    return image, boxes, classes
+    return (image, boxes, classes) if masks is None else (image, boxes, classes, masks)
 
 
 def to_input(image: np.ndarray, channels: int) -> np.ndarray:

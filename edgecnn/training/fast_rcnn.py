@@ -68,7 +68,7 @@ class FastRCNNTask(DetectionTask):
 
     def load(self) -> list[str]:
         import edgecnn
-        from edgecnn.training.proposals import dataset_proposals
+        from edgecnn.data.proposals import dataset_proposals
 
         classes = super().load()
         overrides = {**self.model_overrides(classes), **self.recipe.model.overrides}

@@ -49,7 +49,7 @@ class RCNNTask(DetectionTask):
         self.val_proposals: list[np.ndarray] = []
 
     def load(self) -> list[str]:
-        from edgecnn.training.proposals import dataset_proposals
+        from edgecnn.data.proposals import dataset_proposals
 
         classes = super().load()
         self.train_proposals = dataset_proposals(self.train_set.samples)

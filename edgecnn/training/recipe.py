@@ -104,7 +104,7 @@ CHOICES = {
     "training.loss": ("cross_entropy", "svm", "dice", "cross_entropy+dice", "pix2pix", "cyclegan"),
     "optimization.pruning.schedule": ("polynomial", "constant"),
     "optimization.pruning.structure": ("unstructured", "2:4"),
-    "task": ("classification", "detection", "segmentation", "generation"),
+    "task": ("classification", "detection", "segmentation", "instance_segmentation", "generation"),
 }
 
 

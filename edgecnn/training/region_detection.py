@@ -99,19 +99,11 @@ def _encode_tf(boxes, targets, weights):
     return deltas * tf.constant(weights, tf.float32)
 
 
-def faster_rcnn_losses(outputs, rpn_target, truth) -> dict:
-    """The four losses of one batch: the model's five outputs, (B, N, 6) RPN targets and the
-    (B, G, 5) padded ground truth."""
+def head_assignment(proposals, truth) -> dict:
+    """Each proposal's ground truth (inside the training graph): ``owner`` (index of the box it
+    overlaps most), ``labels`` (that box's class + 1 at IoU >= 0.5, else 0 for background),
+    ``positives`` (float 0/1) and ``matched_box``, for (B, P, 4) proposals and (B, G, 5) truth."""
     from edgecnn._keras import tf
-    from edgecnn.models.faster_rcnn import HEAD_DELTA_WEIGHTS
-
-    rpn_scores, rpn_deltas, proposals, class_scores, box_deltas = outputs
-    label, weight = rpn_target[..., 4], rpn_target[..., 5]
-    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=rpn_scores[..., 0])
-    rpn_cls = tf.reduce_sum(weight * bce) / tf.maximum(tf.reduce_sum(weight), 1.0)
-    positive = label * weight
-    rpn_box = tf.reduce_sum(positive * tf.reduce_sum(smooth_l1(rpn_deltas - rpn_target[..., :4]), -1)) \
-        / tf.maximum(tf.reduce_sum(positive), 1.0)
 
     gt_boxes, gt_classes = truth[..., :4], truth[..., 4]
     valid = gt_classes >= 0
@@ -119,10 +111,28 @@ def faster_rcnn_losses(outputs, rpn_target, truth) -> dict:
     best_iou = tf.reduce_max(overlaps, axis=-1)
     owner = tf.argmax(overlaps, axis=-1, output_type=tf.int32)
     matched_class = tf.cast(tf.gather(gt_classes, owner, batch_dims=1), tf.int32)
-    matched_box = tf.gather(gt_boxes, owner, batch_dims=1)
     is_positive = best_iou >= HEAD_POSITIVE_IOU
-    labels = tf.where(is_positive, matched_class + 1, 0)
-    positives = tf.cast(is_positive, tf.float32)
+    return {"owner": owner, "labels": tf.where(is_positive, matched_class + 1, 0),
+            "positives": tf.cast(is_positive, tf.float32), "matched_box": tf.gather(gt_boxes, owner, batch_dims=1)}
+
+
+def faster_rcnn_losses(outputs, rpn_target, truth, assigned: dict | None = None) -> dict:
+    """The four losses of one batch: the model's outputs (Faster R-CNN's five first), (B, N, 6)
+    RPN targets and the (B, G, 5) padded ground truth; ``assigned``: ``head_assignment``'s
+    result, when the caller needs it too."""
+    from edgecnn._keras import tf
+    from edgecnn.models.faster_rcnn import HEAD_DELTA_WEIGHTS
+
+    rpn_scores, rpn_deltas, proposals, class_scores, box_deltas = outputs[:5]
+    label, weight = rpn_target[..., 4], rpn_target[..., 5]
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=rpn_scores[..., 0])
+    rpn_cls = tf.reduce_sum(weight * bce) / tf.maximum(tf.reduce_sum(weight), 1.0)
+    positive = label * weight
+    rpn_box = tf.reduce_sum(positive * tf.reduce_sum(smooth_l1(rpn_deltas - rpn_target[..., :4]), -1)) \
+        / tf.maximum(tf.reduce_sum(positive), 1.0)
+
+    assigned = assigned or head_assignment(proposals, truth)
+    labels, positives = assigned["labels"], assigned["positives"]
     negatives = 1.0 - positives
     count_pos = tf.reduce_sum(positives, axis=1, keepdims=True)
     count_neg = tf.reduce_sum(negatives, axis=1, keepdims=True)
@@ -135,24 +145,25 @@ def faster_rcnn_losses(outputs, rpn_target, truth) -> dict:
     num_classes = box_deltas.shape[-1] // 4
     per_class = tf.reshape(box_deltas, (-1, proposals.shape[1], num_classes, 4))
     predicted = tf.gather(per_class, tf.maximum(labels - 1, 0), batch_dims=2)  # (B, P, 4)
-    target = tf.stop_gradient(_encode_tf(proposals, matched_box, HEAD_DELTA_WEIGHTS))
+    target = tf.stop_gradient(_encode_tf(proposals, assigned["matched_box"], HEAD_DELTA_WEIGHTS))
     head_box = tf.reduce_sum(positives * tf.reduce_sum(smooth_l1(predicted - target), -1)) \
         / tf.maximum(tf.reduce_sum(positives), 1.0)
     return {"rpn_cls": rpn_cls, "rpn_box": rpn_box, "cls": head_cls, "box": head_box}
 
 
-def _trainer_class():
+def trainer_class():
     """Built on first use: it subclasses keras.Model, and Keras loads lazily."""
     from edgecnn._keras import keras, tf
 
     class FasterRCNNTrainer(keras.Model):
-        """Fits the detector it wraps on (image, (RPN targets, padded boxes)) batches."""
+        """Fits the detector it wraps on (image, targets) batches: ``losses(outputs, *targets)``
+        gives the named losses (Faster R-CNN's by default; Mask R-CNN adds its mask loss)."""
 
-        names = ("loss", "rpn_cls", "rpn_box", "cls", "box")
-
-        def __init__(self, detector, **kwargs) -> None:
+        def __init__(self, detector, losses=None, names=("rpn_cls", "rpn_box", "cls", "box"), **kwargs) -> None:
             super().__init__(name=f"{detector.name}_trainer", **kwargs)
             self.detector = detector
+            self.losses_of = losses or faster_rcnn_losses
+            self.names = ("loss", *names)
             self.trackers = {name: keras.metrics.Mean(name=name) for name in self.names}
 
         @property
@@ -163,8 +174,8 @@ def _trainer_class():
             return self.detector(inputs, training=training)
 
         def _batch_losses(self, data, training: bool) -> dict:
-            images, (rpn_target, truth) = data
-            losses = faster_rcnn_losses(self.detector(images, training=training), rpn_target, truth)
+            images, targets = data
+            losses = self.losses_of(self.detector(images, training=training), *targets)
             losses["loss"] = tf.add_n(list(losses.values()))
             return losses
 
@@ -204,53 +215,62 @@ class RegionDetectionTask(DetectionTask):
     def _anchors(self) -> np.ndarray:
         if self.anchors is None:
             import edgecnn
-            from edgecnn.layers.regions import anchor_boxes
+            from edgecnn.layers.regions import pyramid_anchor_boxes
             from edgecnn.models.faster_rcnn import region_layout
 
             overrides = {**self.model_overrides(self.train_set.classes), **self.recipe.model.overrides}
             layout = region_layout(edgecnn.create_model(self.recipe.model.name, **overrides))
-            self.anchors = anchor_boxes(tuple(layout["input_size"]), layout["feature_stride"],
-                                        tuple(layout["anchor_sizes"]), tuple(layout["anchor_ratios"]))
+            self.anchors = pyramid_anchor_boxes(tuple(layout["input_size"]), tuple(layout["feature_strides"]),
+                                                tuple(layout["anchor_sizes"]), tuple(layout["anchor_ratios"]))
         return self.anchors
 
-    def _example(self, image, boxes, classes, channels: int, rng: np.random.Generator):
-        return to_input(image, channels), (rpn_targets(self._anchors(), boxes, rng),
-                                           padded_boxes(boxes, classes, self.max_boxes))
+    def _prepare(self, sample) -> tuple:
+        """A sample letterboxed to the input: (image, boxes, classes), and masks for Mask R-CNN."""
+        return prepare(sample, *self.size[:2])
+
+    def _augment(self, prepared: tuple, rng: np.random.Generator) -> tuple:
+        section = self.recipe.data.augment
+        return augment(*prepared, rng, section.flip, section.scale, section.color)
+
+    def _example(self, prepared: tuple, rng: np.random.Generator):
+        image, boxes, classes = prepared[:3]
+        return to_input(image, self.size[2]), (rpn_targets(self._anchors(), boxes, rng),
+                                               padded_boxes(boxes, classes, self.max_boxes))
+
+    def _target_signature(self) -> tuple:
+        from edgecnn._keras import tf
+
+        return (tf.TensorSpec((len(self._anchors()), 6), tf.float32),
+                tf.TensorSpec((self.max_boxes, 5), tf.float32))
 
     def datasets(self):
         from edgecnn._keras import tf
 
-        height, width, channels = self.size
         recipe = self.recipe
-        section = recipe.data.augment
-        prepared = [prepare(s, height, width) for s in self.train_set.samples]
+        prepared = [self._prepare(s) for s in self.train_set.samples]
         seed = recipe.training.seed
-        anchors = self._anchors()
 
         def generate():
             rng = np.random.default_rng([seed, generate.epoch])
             generate.epoch += 1
             for index in rng.permutation(len(prepared)):
-                image, boxes, classes = augment(*prepared[index], rng, section.flip, section.scale, section.color)
-                yield self._example(image, boxes, classes, channels, rng)
+                yield self._example(self._augment(prepared[index], rng), rng)
 
         generate.epoch = 0
-        signature = (tf.TensorSpec(self.size, tf.float32),
-                     (tf.TensorSpec((len(anchors), 6), tf.float32), tf.TensorSpec((self.max_boxes, 5), tf.float32)))
+        signature = (tf.TensorSpec(self.size, tf.float32), self._target_signature())
         batch = recipe.training.batch_size
         steps = max(1, len(prepared) // batch)
         train = (tf.data.Dataset.from_generator(generate, output_signature=signature)
                  .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
                  .apply(tf.data.experimental.assert_cardinality(steps)))
         rng = np.random.default_rng([seed, 1 << 20])  # fixed validation anchor samples
-        examples = [self._example(*prepare(s, height, width), channels, rng) for s in self.val_set.samples]
-        val = tf.data.Dataset.from_tensor_slices((
-            np.stack([e[0] for e in examples]),
-            (np.stack([e[1][0] for e in examples]), np.stack([e[1][1] for e in examples])))).batch(batch)
+        examples = [self._example(self._prepare(s), rng) for s in self.val_set.samples]
+        targets = tuple(np.stack([e[1][k] for e in examples]) for k in range(len(examples[0][1])))
+        val = tf.data.Dataset.from_tensor_slices((np.stack([e[0] for e in examples]), targets)).batch(batch)
         return train, val, steps
 
     def compile(self, model, optimizer):
-        trainer = _trainer_class()(self.deliverable(model))
+        trainer = trainer_class()(self.deliverable(model))
         trainer.compile(optimizer)
         trainer.build((None, *self.size))  # BackupAndRestore (resume) needs it built
         return trainer

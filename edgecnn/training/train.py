@@ -102,12 +102,13 @@ def _make_task(recipe: Recipe):
     from edgecnn.training.generation import GenerationTask
     from edgecnn.models.registry import family_of
     from edgecnn.training.fast_rcnn import FastRCNNTask
+    from edgecnn.training.mask_rcnn import MaskRCNNTask
     from edgecnn.training.rcnn import RCNNTask
     from edgecnn.training.region_detection import RegionDetectionTask
     from edgecnn.training.segmentation import SegmentationTask
 
     tasks = {"classification": ClassificationTask, "detection": DetectionTask, "segmentation": SegmentationTask,
-             "generation": GenerationTask}
+             "instance_segmentation": MaskRCNNTask, "generation": GenerationTask}
     if recipe.task not in tasks:
         raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
                            f"Trainable tasks: {', '.join(tasks)} (see recipes/).")
