@@ -310,7 +310,7 @@ def evaluate_tflite_segmenter(model_bytes: bytes, spec, split: str = "val", limi
             "fully_accelerated": segmenter.runner.fully_accelerated}
 
 
-METRIC_KEYS = ("top1", "map", "map50", "miou", "pixel_acc")
+METRIC_KEYS = ("top1", "map", "map50", "mask_map", "mask_map50", "miou", "pixel_acc")
 
 
 def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int | None = None,

@@ -91,3 +91,22 @@ def test_evaluate_reports_box_and_mask_map_for_the_file(mask_file):
     _, path, _ = mask_file
     metrics = edgecnn.evaluate(str(path), "builtin:shapes", limit=8)
     assert {"map", "map50", "mask_map", "mask_map50"} <= set(metrics) and metrics["images"] == 8
+
+
+def test_a_quantization_aware_mask_rcnn_saves_reloads_and_converts_to_int8(tmp_path):
+    """QAT wraps the region layers (RegionsToBatch, BatchToRegionRows, ROI Align) and the file
+    written by training must load again for `edgecnn convert` (it failed on RegionsToBatch)."""
+    from edgecnn.export.keras_io import load_model, save_model
+    from edgecnn.optimize.qat import quantize_aware
+
+    qat = quantize_aware(edgecnn.create_model("test_mask_rcnn", num_classes=4))
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # calls in training mode set the quantizers' ranges, as QAT epochs do
+        qat(rng.uniform(0, 1, (2, 64, 64, 3)).astype(np.float32), training=True)
+    save_model(qat, tmp_path / "model_qat.h5")
+    reloaded = load_model(tmp_path / "model_qat.h5")
+    report = edgecnn.convert(reloaded, "int8", out=tmp_path / "int8.tflite", calibration="builtin:shapes", samples=2)
+    assert report.builtin_only and report.metadata.decoding["mask_size"] == 14
+    segmenter = edgecnn.runtime.open(str(tmp_path / "int8.tflite"), accelerator="cpu", score_threshold=0.0)
+    result = segmenter(np.zeros((40, 60, 3), np.uint8))
+    assert all(instance.mask.shape == (40, 60) for instance in result.instances)

@@ -27,7 +27,7 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
     predict.add_argument("--no-annotated", action="store_true",
                          help="write predictions.jsonl only, no annotated images or video (a camera service)")
-    predict.add_argument("--task", choices=["classification", "detection", "segmentation", "generation"],
+    predict.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"],
                          help="the pipeline to run, for models without edgecnn metadata")
     predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept")
     predict.add_argument("--iou-threshold", type=float, default=0.5, help="detection: NMS overlap threshold")

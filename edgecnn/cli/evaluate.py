@@ -1,6 +1,7 @@
 """`edgecnn eval MODEL --data DATA`: task metrics for a .keras model or a .tflite file.
 
-classification {top1}; detection {map, map50} (pycocotools); segmentation {miou, pixel_acc}.
+classification {top1}; detection {map, map50} (pycocotools); segmentation {miou, pixel_acc};
+instance segmentation {map, map50, mask_map, mask_map50} (pycocotools bbox and segm).
 A .tflite file is evaluated through the runtime pipelines (no TensorFlow needed for it).
 """
 
@@ -12,7 +13,7 @@ from edgecnn.cli.common import print_json, require_training_stack
 
 
 def add_parsers(subparsers) -> None:
-    parser = subparsers.add_parser("eval", help="task metrics (top1 / map, map50 / miou, pixel_acc) of a model")
+    parser = subparsers.add_parser("eval", help="task metrics (top1 / map, map50 / miou, pixel_acc / mask_map) of a model")
     parser.add_argument("model", help="a .keras/.h5 model or a .tflite file")
     parser.add_argument("--data", required=True, metavar="DATA", help="DATA spec, e.g. builtin:shapes, coco:val.json")
     parser.add_argument("--split", choices=["all", "train", "val"],
@@ -20,7 +21,7 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--limit", type=int, help="evaluate at most this many images")
     parser.add_argument("--accelerator", default="cpu", choices=["auto", "cpu", "gpu"], help=".tflite only")
     parser.add_argument("--threads", type=int, help="CPU threads (.tflite)")
-    parser.add_argument("--task", choices=["classification", "detection", "segmentation"],
+    parser.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation"],
                         help="the model's task, where it cannot be told from the file")
     parser.add_argument("--trust-model", action="store_true",
                         help="allow a model file whose layers hold Python code (Lambda), which runs on load")

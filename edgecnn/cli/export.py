@@ -20,7 +20,7 @@ def add_parsers(subparsers) -> None:
                         help="DATA spec for int8 calibration and parity samples, e.g. builtin:digits, folder:DIR")
     parser.add_argument("--report", metavar="FILE.json", help="also write the verification report here")
     parser.add_argument("--labels", metavar="FILE", help="class names, one per line (default: from the data)")
-    parser.add_argument("--task", choices=["classification", "detection", "segmentation", "generation"],
+    parser.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"],
                         help="what the model does (default: classification for a single (1, N) output)")
     parser.add_argument("--samples", type=int, default=16, help="samples compared against Keras (default 16)")
     parser.add_argument("--calibration-samples", type=int, default=200, help="int8 calibration samples (default 200)")

@@ -9,7 +9,7 @@ from edgecnn.cli.common import log, print_json, require_training_stack
 
 def add_parsers(subparsers) -> None:
     models = subparsers.add_parser("models", help="list the model zoo with parameter counts")
-    models.add_argument("--task", choices=["classification", "detection", "segmentation", "generation"])
+    models.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"])
     models.add_argument("--include-test-variants", action="store_true", help="also list the tiny test_* models")
     models.add_argument("--json", action="store_true", help="print a JSON list of {name, task, params}")
     models.set_defaults(handler=run_models)

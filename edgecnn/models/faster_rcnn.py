@@ -202,7 +202,7 @@ def region_layout(model) -> dict:
               "outputs": list(DEPLOYED_OUTPUTS)}
     if has_masks(model):  # Mask R-CNN: (1, P * M, M, K) per-class masks of each proposal
         layout.update(kind=MASK_KIND, outputs=[*DEPLOYED_OUTPUTS, "masks"],
-                      mask_size=int(unwrapped_layer(model, "masks").output_shape[2]))
+                      mask_size=int(model.outputs[-1].shape[2]))  # masks: last in both forms
     return layout
 
 

@@ -25,7 +25,15 @@ from edgecnn.layers import (
     MaxUnpooling2D,
     ReflectionPadding2D,
 )
-from edgecnn.layers.regions import DecodeAnchors, RoiAlign, StopGradient, TopProposals
+from edgecnn.layers.regions import (
+    BatchToRegionRows,
+    DecodeAnchors,
+    PyramidRoiAlign,
+    RegionsToBatch,
+    RoiAlign,
+    StopGradient,
+    TopProposals,
+)
 
 log = logging.getLogger("edgecnn.qat")
 
@@ -119,6 +127,9 @@ def custom_objects() -> dict:
         "DecodeAnchors": DecodeAnchors,
         "TopProposals": TopProposals,
         "RoiAlign": RoiAlign,
+        "PyramidRoiAlign": PyramidRoiAlign,
+        "RegionsToBatch": RegionsToBatch,
+        "BatchToRegionRows": BatchToRegionRows,
         "StopGradient": StopGradient,
         "OutputQuantizeConfig": output_quantize_config(),
         "FloatOutputQuantizeConfig": float_output_quantize_config(),
