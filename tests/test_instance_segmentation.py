@@ -110,3 +110,25 @@ def test_a_quantization_aware_mask_rcnn_saves_reloads_and_converts_to_int8(tmp_p
     segmenter = edgecnn.runtime.open(str(tmp_path / "int8.tflite"), accelerator="cpu", score_threshold=0.0)
     result = segmenter(np.zeros((40, 60, 3), np.uint8))
     assert all(instance.mask.shape == (40, 60) for instance in result.instances)
+
+
+@pytest.mark.parametrize("target", ["dynamic", "int8-io"])  # fp32 above, int8 from QAT above, fp16 on the GPU below
+def test_mask_rcnn_converts_to_the_quantized_targets_and_runs(mask_file, target, tmp_path):
+    model, _, _ = mask_file
+    path = tmp_path / f"mask_{target}.tflite"
+    report = edgecnn.convert(model, target, out=path, calibration="builtin:shapes", samples=2, calibration_samples=8)
+    assert report.builtin_only and report.target == target
+    segmenter = edgecnn.runtime.open(str(path), accelerator="cpu", score_threshold=0.0)
+    assert segmenter(np.zeros((64, 64, 3), np.uint8)).image_size == [64, 64]
+
+
+def test_the_fp16_mask_rcnn_runs_fully_on_the_gpu_accelerator(gpu, mask_file):
+    from edgecnn.export.convert import convert
+    from edgecnn.models.faster_rcnn import deployment_model
+
+    model, _, _ = mask_file
+    batch = np.random.default_rng(1).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    result = gpu(convert(deployment_model(model), "fp16"), [batch])
+    assert result.available and result.fully_accelerated
+    expected = np.asarray(model(batch, training=False)[-1])
+    np.testing.assert_allclose(result.outputs[-1], expected, atol=0.02)  # the masks, in (0, 1)

@@ -389,11 +389,13 @@ def test_decoding_no_proposals_gives_no_detections():
     assert len(svm_postprocess(empty, np.zeros((0, 5)), np.zeros((0, 16)), (64, 64)).boxes) == 0
 
 
-@pytest.mark.parametrize("recipe", ["coco_faster_rcnn.yaml", "coco_fast_rcnn.yaml", "coco_rcnn.yaml"])
+@pytest.mark.parametrize("recipe", ["coco_faster_rcnn.yaml", "coco_fast_rcnn.yaml", "coco_rcnn.yaml",
+                                    "coco_mask_rcnn.yaml"])
 def test_coco_recipes_build_at_their_size_and_train_on_coco_json(recipe, tmp_path):
     """The COCO recipes (not trained here: no COCO) build their model at the recipe's input
-    size and class count, and train and evaluate from COCO JSON: a COCO-format export of
-    builtin:shapes stands in for COCO, with the model narrowed and one short epoch."""
+    size and class count, and train and evaluate from COCO JSON (Mask R-CNN on its polygons):
+    a COCO-format export of builtin:shapes stands in for COCO, with the model narrowed and one
+    short epoch."""
     from edgecnn.data.shapes import write_shapes
     from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
 
@@ -410,7 +412,7 @@ def test_coco_recipes_build_at_their_size_and_train_on_coco_json(recipe, tmp_pat
         "model.overrides.width_multiplier=0.25"])
     assert trained["classes"] == ["circle", "rectangle", "triangle", "star"]
     assert 0.0 <= trained["stages"]["float"]["map50"] <= 1.0 and trained["stages"]["float"]["detections"] > 0
-    assert edgecnn.load_model(tmp_path / "run" / "model.keras").output_shape[-1][-1] == 4 * 4  # per-class deltas
+    assert edgecnn.load_model(tmp_path / "run" / "model.keras").get_layer("box_deltas").units == 4 * 4  # per class
 
 
 def test_detection_agreement_matches_by_class_and_overlap_once_each():
