@@ -132,3 +132,17 @@ def test_the_fp16_mask_rcnn_runs_fully_on_the_gpu_accelerator(gpu, mask_file):
     assert result.available and result.fully_accelerated
     expected = np.asarray(model(batch, training=False)[-1])
     np.testing.assert_allclose(result.outputs[-1], expected, atol=0.02)  # the masks, in (0, 1)
+
+
+def test_the_overlay_fills_each_instance_and_outlines_it():
+    from edgecnn.runtime import Instance, InstanceSegmentationResult, draw
+
+    left, right = np.zeros((40, 60), bool), np.zeros((40, 60), bool)
+    left[10:30, 10:30], right[10:30, 30:50] = True, True  # touching, one class
+    result = InstanceSegmentationResult([Instance([10, 10, 30, 30], 0.9, 0, "circle", left),
+                                         Instance([30, 10, 50, 30], 0.8, 0, "circle", right)], 1.0, 0.1, 2.0, [40, 60])
+    image = np.full((40, 60, 3), 100, np.uint8)
+    drawn = draw(image, result)
+    assert drawn.shape == image.shape and (drawn[20, 20] != 100).any() and (drawn[20, 40] != 100).any()  # filled
+    assert (drawn[20, 29] == 255).all()  # the left one's outline where they touch (the right one's box is at 30)
+    assert (drawn[2, 2] == 100).all()  # outside untouched
