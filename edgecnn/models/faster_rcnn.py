@@ -6,9 +6,12 @@ Graph (one static, builtin-only model, batch 1 on the device): backbone -> featu
 FPN step onto one level) -> RPN (3x3 conv, 1x1 objectness logit and 1x1 box deltas per anchor;
 ``len(anchor_sizes) x len(anchor_ratios)`` anchors per position, 3 x 3 by default) ->
 ``DecodeAnchors`` -> ``TopProposals`` (the ``proposals`` best-scoring boxes; no NMS inside the
-graph: measured on the LiteRT GPU accelerator, a file with NON_MAX_SUPPRESSION_V4 does not
-compile at all) -> ``RoiAlign`` (7x7 bins) -> two fully connected layers -> softmax over K + 1
-classes (0 = background) and per-class box deltas.
+graph: benchmarks/proposal_selection.py measured in-graph NMS at no mAP gain on shapes, with
+NON_MAX_SUPPRESSION_V4 rejected by the GPU accelerator) -> ``RoiAlign`` (7x7 bins) -> two fully
+connected layers -> softmax over K + 1 classes (0 = background) and per-class box deltas.
+With ``fpn_levels`` the single map becomes a feature pyramid: one RPN head shared by the levels
+(one anchor size per level) and ``PyramidRoiAlign``. With ``mask_size`` (Mask R-CNN, see
+``edgecnn.models.mask_rcnn``) a mask branch adds a sixth output.
 
 Outputs, in order: ``rpn_scores`` (1, N, 1) and ``rpn_deltas`` (1, N, 4), which only training
 uses (``deployment_model`` drops them before conversion), then ``proposals`` (1, P, 4, x1 y1 x2
