@@ -19,24 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from recipe_runs import model_file  # benchmarks/, beside this script
 
 COUNTS = (1, 10, 50)
 IMAGE_SIZE = (480, 640)
-
-
-def _model_file(runs: Path, target: str) -> Path:
-    import edgecnn
-    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
-
-    directory = runs / "shapes_mask_rcnn"
-    source = directory / ("model_qat.h5" if target == "int8" else "model.keras")
-    if not source.exists():
-        print(f"training shapes_mask_rcnn.yaml into {directory} (once)", flush=True)
-        edgecnn.train(load_recipe(PACKAGED_RECIPES / "shapes_mask_rcnn.yaml"), directory, resume=directory.exists())
-    out = directory / f"model_{target}.tflite"
-    if not out.exists():
-        edgecnn.convert(str(source), target, out=out)
-    return out
 
 
 def _with_instances(outputs: list[np.ndarray], count: int, size: tuple[int, int]) -> list[np.ndarray]:
@@ -72,7 +58,7 @@ def main() -> None:
     from edgecnn.runtime.images import letterbox
     from edgecnn.runtime.instance_segmenter import decode_instances
 
-    path = _model_file(args.runs, args.target)
+    path = model_file("shapes_mask_rcnn.yaml", args.runs, args.target)
     segmenter = edgecnn.runtime.open(str(path), accelerator="cpu", threads=args.threads)
     height, width, _ = segmenter.size
     image = np.random.default_rng(0).integers(0, 255, (*IMAGE_SIZE, 3), dtype=np.uint8)

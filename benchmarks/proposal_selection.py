@@ -25,21 +25,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from rounds import timed_rounds  # benchmarks/rounds.py, beside this script
+from recipe_runs import trained_model  # benchmarks/, beside this script
+from rounds import timed_rounds
 
 NMS_IOU = 0.7  # Faster R-CNN's RPN NMS overlap
-
-
-def _trained_model(runs: Path):
-    import edgecnn
-    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
-
-    directory = runs / "shapes_faster_rcnn"
-    if not (directory / "model.keras").exists():
-        print(f"training shapes_faster_rcnn.yaml into {directory} (once)", flush=True)
-        edgecnn.train(load_recipe(PACKAGED_RECIPES / "shapes_faster_rcnn.yaml"), directory,
-                      resume=directory.exists())
-    return edgecnn.load_model(directory / "model.keras")
 
 
 def _nms_model(model, pre_nms: int):
@@ -145,6 +134,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
+    import edgecnn
     from edgecnn.data.detection import DetectionSet, load_detection_samples
     from edgecnn.data.specs import parse_spec
     from edgecnn.evaluation import coco_map, detect_dataset_two_stage
@@ -153,7 +143,7 @@ def main() -> None:
     from edgecnn.runtime.images import letterbox
     from edgecnn.runtime.regions import padded_proposals
 
-    model = _trained_model(args.runs)
+    model = edgecnn.load_model(trained_model("shapes_faster_rcnn.yaml", args.runs))
     layout = region_layout(model)
     count, weights = layout["proposals"], tuple(layout["delta_weights"])
     first, second = _split_models(model)

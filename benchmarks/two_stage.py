@@ -20,25 +20,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from rounds import timed_rounds  # benchmarks/rounds.py, beside this script
+from recipe_runs import model_file  # benchmarks/, beside this script
+from rounds import timed_rounds
 
 RECIPES = {"R-CNN": "shapes_rcnn.yaml", "Fast R-CNN": "shapes_fast_rcnn.yaml",
            "Faster R-CNN": "shapes_faster_rcnn.yaml", "YOLO": "shapes_yolo.yaml"}
-
-
-def _model_file(recipe_name: str, runs: Path, target: str) -> Path:
-    import edgecnn
-    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
-
-    directory = runs / recipe_name.removesuffix(".yaml")
-    source = directory / ("model_qat.h5" if target == "int8" else "model.keras")
-    if not source.exists():
-        print(f"training {recipe_name} into {directory} (once)", flush=True)
-        edgecnn.train(load_recipe(PACKAGED_RECIPES / recipe_name), directory, resume=directory.exists())
-    out = directory / f"model_{target}.tflite"
-    if not out.exists():
-        edgecnn.convert(str(source), target, out=out)
-    return out
 
 
 def main() -> None:
@@ -55,7 +41,7 @@ def main() -> None:
     from edgecnn.data.detection import load_detection_samples
     from edgecnn.data.specs import parse_spec
 
-    files = {name: _model_file(recipe, args.runs, args.target) for name, recipe in RECIPES.items()}
+    files = {name: model_file(recipe, args.runs, args.target) for name, recipe in RECIPES.items()}
     results = {}
     for name, path in files.items():
         metrics = edgecnn.evaluate(str(path), "builtin:shapes", accelerator="cpu", threads=args.threads)

@@ -33,9 +33,6 @@ EVAL_MAX_DETECTIONS = 100
 
 def coco_map(dataset: DetectionSet, detections: Iterable[tuple[int, RawDetections]]) -> dict:
     """mAP@[.5:.95] and mAP@.5 of ``detections`` (image id, boxes in original pixels)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     results = [
         {"image_id": int(image_id), "category_id": int(cls) + 1,
          "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "score": float(score)}
@@ -44,17 +41,29 @@ def coco_map(dataset: DetectionSet, detections: Iterable[tuple[int, RawDetection
     ]
     if not results:
         return {"map": 0.0, "map50": 0.0, "images": len(dataset.samples), "detections": 0}
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables on stdout
-        truth = COCO()
-        truth.dataset = coco_ground_truth(dataset)
-        truth.createIndex()
-        predicted = truth.loadRes(results)
-        evaluator = COCOeval(truth, predicted, "bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return {"map": float(evaluator.stats[0]), "map50": float(evaluator.stats[1]),
-            "images": len(dataset.samples), "detections": len(results)}
+    (overall, at_50), = coco_stats(coco_ground_truth(dataset), results, ("bbox",))
+    return {"map": overall, "map50": at_50, "images": len(dataset.samples), "detections": len(results)}
+
+
+def coco_stats(truth: dict, results: list[dict], kinds: tuple[str, ...]) -> list[tuple[float, float]]:
+    """(mAP@[.5:.95], mAP@.5) per COCOeval ``kinds`` (bbox, segm) of ``results`` against the
+    ground-truth document ``truth``, by pycocotools (quietly: it prints its tables on stdout)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    stats = []
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO()
+        ground_truth.dataset = truth
+        ground_truth.createIndex()
+        predicted = ground_truth.loadRes(results)
+        for kind in kinds:
+            evaluator = COCOeval(ground_truth, predicted, kind)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+            stats.append((float(evaluator.stats[0]), float(evaluator.stats[1])))
+    return stats
 
 
 def detect_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], strides: tuple[int, ...],
@@ -67,7 +76,7 @@ def detect_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], stri
     samples = dataset.samples
     for start in _progress(range(0, len(samples), batch_size), progress, "evaluating"):
         chunk = samples[start:start + batch_size]
-        images, fits = _letterboxed(chunk, input_size)
+        images, fits = letterboxed(chunk, input_size)
         raw_boxes, raw_scores = infer(images)
         for sample, fit, boxes, scores in zip(chunk, fits, raw_boxes, raw_scores):
             result = postprocess(boxes, scores, (height, width), strides, EVAL_SCORE_THRESHOLD, 0.5,
@@ -115,7 +124,7 @@ def detect_dataset_two_stage(dataset: DetectionSet, input_size: tuple[int, int, 
     found = []
     for start in range(0, len(dataset.samples), batch_size):
         chunk = dataset.samples[start:start + batch_size]
-        images, fits = _letterboxed(chunk, input_size)
+        images, fits = letterboxed(chunk, input_size)
         proposals, class_scores, box_deltas = infer(images)
         for sample, fit, rows in zip(chunk, fits, zip(proposals, class_scores, box_deltas)):
             result = region_postprocess(*rows, input_size[:2], delta_weights, EVAL_SCORE_THRESHOLD, 0.5,
@@ -153,7 +162,7 @@ def detect_dataset_with_proposals(dataset: DetectionSet, input_size: tuple[int, 
     found = []
     for start in range(0, len(dataset.samples), batch_size):
         chunk = dataset.samples[start:start + batch_size]
-        images, fits = _letterboxed(chunk, input_size)
+        images, fits = letterboxed(chunk, input_size)
         padded = [padded_proposals(fit.to_input(boxes), count)
                   for fit, boxes in zip(fits, proposals[start:start + batch_size])]
         class_scores, box_deltas = infer(images, np.stack([regions for regions, _ in padded]))
@@ -204,7 +213,7 @@ def detect_dataset_warped(dataset: DetectionSet, proposals: list[np.ndarray], re
     return found
 
 
-def _letterboxed(samples, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
+def letterboxed(samples, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
     """The samples' images letterboxed to the model input, float32 in [0, 1], and their fits."""
     height, width, channels = input_size
     images, fits = [], []

@@ -5,21 +5,15 @@ COCO RLE written by the runtime's encoder (``edgecnn.runtime.masks``)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable
 
 import numpy as np
 
 from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.images import letterbox
+from edgecnn.evaluation import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD, coco_stats, letterboxed
 from edgecnn.runtime.instance_segmenter import decode_instances
 from edgecnn.runtime.masks import encode_rle
-
-# COCO evaluation settings, as for boxes (edgecnn.evaluation)
-EVAL_SCORE_THRESHOLD = 0.01
-EVAL_MAX_DETECTIONS = 100
 
 
 def ground_truth_with_masks(dataset: DetectionSet) -> dict:
@@ -47,9 +41,6 @@ def coco_instance_map(dataset: DetectionSet, found: list[tuple[int, np.ndarray, 
                                                                 list[np.ndarray]]]) -> dict:
     """{map, map50, mask_map, mask_map50, images, detections} of ``found``: per image (image id,
     boxes in original pixels, scores, classes, full-size masks)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     results = [{"image_id": int(image_id), "category_id": int(cls) + 1, "score": float(score),
                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
                 "segmentation": encode_rle(mask)}
@@ -58,32 +49,18 @@ def coco_instance_map(dataset: DetectionSet, found: list[tuple[int, np.ndarray, 
     metrics = {"images": len(dataset.samples), "detections": len(results)}
     if not results:
         return {"map": 0.0, "map50": 0.0, "mask_map": 0.0, "mask_map50": 0.0, **metrics}
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables on stdout
-        truth = COCO()
-        truth.dataset = ground_truth_with_masks(dataset)
-        truth.createIndex()
-        predicted = truth.loadRes(results)
-        for kind, prefix in (("bbox", ""), ("segm", "mask_")):
-            evaluator = COCOeval(truth, predicted, kind)
-            evaluator.evaluate()
-            evaluator.accumulate()
-            evaluator.summarize()
-            metrics[f"{prefix}map"], metrics[f"{prefix}map50"] = float(evaluator.stats[0]), float(evaluator.stats[1])
-    return metrics
+    (boxes, masks) = coco_stats(ground_truth_with_masks(dataset), results, ("bbox", "segm"))
+    return {"map": boxes[0], "map50": boxes[1], "mask_map": masks[0], "mask_map50": masks[1], **metrics}
 
 
 def segment_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], infer: Callable,
                     layout: dict) -> list[tuple]:
     """Letterbox each image, ``infer`` (a (1, H, W, C) float batch in [0, 1] -> the four outputs),
     decode with the runtime's ``decode_instances``."""
-    height, width, channels = input_size
     found = []
     for sample in dataset.samples:
-        image, fit = letterbox(sample.image, height, width)
-        if channels == 1:
-            image = image.mean(axis=2, keepdims=True)
-        outputs = infer(image[None].astype(np.float32) / 255.0)
-        detections, masks, _ = decode_instances(outputs, fit, sample.image.shape[:2], (height, width),
+        batch, (fit,) = letterboxed([sample], input_size)
+        detections, masks, _ = decode_instances(infer(batch), fit, sample.image.shape[:2], input_size[:2],
                                                 int(layout["mask_size"]), tuple(layout["delta_weights"]),
                                                 EVAL_SCORE_THRESHOLD, 0.5, EVAL_MAX_DETECTIONS)
         boxes = fit.to_original(detections.boxes, sample.image.shape[1], sample.image.shape[0])

@@ -87,10 +87,13 @@ class Letterbox:
     pad_x: float
     pad_y: float
 
-    def to_original(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-        """Boxes in model-input pixels -> boxes in original-image pixels, clipped to the image."""
+    def to_original(self, boxes: np.ndarray, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Boxes in model-input pixels -> boxes in original-image pixels, clipped to the image
+        of ``width`` x ``height`` (unclipped without them: a box that keeps its geometry)."""
         shift = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
         out = (np.asarray(boxes, np.float32).reshape(-1, 4) - shift) / np.float32(self.scale)
+        if width is None or height is None:
+            return out
         return np.clip(out, 0, np.array([width, height, width, height], np.float32), out=out)
 
     def to_input(self, boxes: np.ndarray) -> np.ndarray:

@@ -60,12 +60,9 @@ def instance_masks(found: RawDetections, masks: np.ndarray, fit: Letterbox, imag
     class's channel, pasted at the proposal's box mapped to the original image (unclipped, so
     that the mask keeps its geometry at the border)."""
     grid = np.asarray(masks).reshape(-1, mask_size, mask_size, masks.shape[-1])
-    shift = np.array([fit.pad_x, fit.pad_y, fit.pad_x, fit.pad_y], np.float32)
-    out = []
-    for row, cls in zip(found.points, found.classes):
-        box = (np.asarray(proposals[row], np.float32) - shift) / np.float32(fit.scale)
-        out.append(paste_mask(grid[row, :, :, cls], box, image_size, threshold))
-    return out
+    boxes = fit.to_original(np.asarray(proposals)[found.points])
+    return [paste_mask(grid[row, :, :, cls], box, image_size, threshold)
+            for row, cls, box in zip(found.points, found.classes, boxes)]
 
 
 def decode_instances(outputs: list[np.ndarray], fit: Letterbox, image_size: tuple[int, int],

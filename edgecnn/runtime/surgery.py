@@ -23,12 +23,13 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
         operator = graph.operators[op_index]
         # an fp16 file's weights reach their op through a DEQUANTIZE of a constant: kept with the
         # op, they stay constant weights (as inputs, the GPU would reject a CONV_2D it runs)
-        producers = {out: op for op in graph.operators for out in op.outputs}
-        kept = [producers[t] for t in operator.inputs
-                if t >= 0 and t in producers and _dequantizes_constant(model, producers[t], names, graph)]
+        producers = {out: index for index, op in enumerate(graph.operators) for out in op.outputs}
+        kept = [graph.operators[producers[t]] for t in operator.inputs
+                if t in producers and names[producers[t]] == "DEQUANTIZE"
+                and _is_constant(model, graph, graph.operators[producers[t]].inputs[0])]
         kept.append(operator)
         used = {t for op in kept for t in list(op.inputs) + list(op.outputs) if t >= 0}
-        constants = {t for t in used if _has_data(model.buffers[graph.tensors[t].buffer])}
+        constants = {t for t in used if _is_constant(model, graph, t)}
         produced = {t for op in kept for t in op.outputs}
         used_buffers = {graph.tensors[t].buffer for t in used}
         for index, buffer in enumerate(model.buffers):
@@ -46,11 +47,8 @@ def single_operator_models(data: bytes) -> dict[str, bytes]:
     return models
 
 
-def _dequantizes_constant(model, op, names: list[str], graph) -> bool:
-    """Whether ``op`` is a DEQUANTIZE of a constant tensor (an fp16 file's weights)."""
-    index = graph.operators.index(op)
-    return (names[index] == "DEQUANTIZE" and len(op.inputs) == 1
-            and _has_data(model.buffers[graph.tensors[op.inputs[0]].buffer]))
+def _is_constant(model, graph, tensor: int) -> bool:
+    return _has_data(model.buffers[graph.tensors[tensor].buffer])
 
 
 def _has_data(buffer) -> bool:

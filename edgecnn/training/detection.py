@@ -90,11 +90,16 @@ def centerness(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.clip(np.sqrt(horizontal * vertical), MIN_QUALITY, 1.0)
 
 
+def not_crowd(sample: DetectionSample) -> np.ndarray:
+    """(N,) bool: the sample's objects that train (crowd regions do not)."""
+    return ~sample.crowd if len(sample.crowd) == len(sample.boxes) else np.ones(len(sample.boxes), bool)
+
+
 def prepare(sample: DetectionSample, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Letterbox a sample to the model input: (image uint8, boxes in input pixels, classes);
     crowd boxes are left out of training."""
     image, fit = letterbox(sample.image, height, width)
-    keep = ~sample.crowd if len(sample.crowd) == len(sample.boxes) else np.ones(len(sample.boxes), bool)
+    keep = not_crowd(sample)
     boxes = transform_boxes(sample.boxes[keep], fit.scale, fit.pad_x, fit.pad_y)
     return image, boxes, sample.classes[keep]
 
@@ -127,6 +132,8 @@ def to_input(image: np.ndarray, channels: int) -> np.ndarray:
 class DetectionTask(TrainingTask):
     """The detection side of `edgecnn train` (see ``edgecnn.training.train``)."""
 
+    with_masks = False  # load instance masks too (Mask R-CNN)
+
     def __init__(self, recipe) -> None:
         super().__init__(recipe)
         self.train_set: DetectionSet | None = None
@@ -135,8 +142,10 @@ class DetectionTask(TrainingTask):
 
     def load(self) -> list[str]:
         data = self.recipe.data
-        self.train_set = load_detection_samples(data.train, "all" if data.val else "train", data.limit)
-        self.val_set = load_detection_samples(data.val or data.train, "all" if data.val else "val", data.limit)
+        self.train_set = load_detection_samples(data.train, "all" if data.val else "train", data.limit,
+                                                self.with_masks)
+        self.val_set = load_detection_samples(data.val or data.train, "all" if data.val else "val", data.limit,
+                                              self.with_masks)
         if self.train_set.classes != self.val_set.classes:
             from edgecnn.errors import EdgeCNNError
 

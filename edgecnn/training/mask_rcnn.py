@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.training.detection import augment, prepare
+from edgecnn.training.detection import not_crowd, prepare
 from edgecnn.training.region_detection import RegionDetectionTask, faster_rcnn_losses, head_assignment
 
 GT_MASK_SIDE = 128
@@ -33,9 +33,8 @@ def prepare_instances(sample, height: int, width: int) -> tuple:
                            "Mask R-CNN trains on masks: COCO annotations with 'segmentation' polygons or RLE, or "
                            "builtin:shapes.")
     image, boxes, classes = prepare(sample, height, width)
-    keep = ~sample.crowd if len(sample.crowd) == len(sample.boxes) else np.ones(len(sample.boxes), bool)
     masks = np.zeros((len(boxes), height, width), np.uint8)
-    for index, mask in enumerate(sample.masks[keep]):
+    for index, mask in enumerate(sample.masks[not_crowd(sample)]):
         resized, _ = letterbox(mask.astype(np.uint8) * 255, height, width, pad_value=0,
                                interpolation=cv2.INTER_LINEAR)
         masks[index] = resized >= 128
@@ -47,9 +46,9 @@ def padded_masks(masks: np.ndarray, count: int, side: tuple[int, int]) -> np.nda
     import cv2
 
     out = np.zeros((count, *side), np.uint8)
-    for index, mask in enumerate(masks[:count]):
-        out[index] = cv2.resize(mask.astype(np.uint8), (side[1], side[0]), interpolation=cv2.INTER_NEAREST) \
-            if mask.shape != side else mask.astype(np.uint8)
+    for index, mask in enumerate(np.asarray(masks[:count], np.uint8)):
+        out[index] = mask if mask.shape == side else cv2.resize(mask, (side[1], side[0]),
+                                                                interpolation=cv2.INTER_NEAREST)
     return out
 
 
@@ -89,18 +88,7 @@ def mask_loss(proposals, masks, assigned: dict, gt_masks, input_size: tuple[int,
 class MaskRCNNTask(RegionDetectionTask):
     """The Mask R-CNN side of `edgecnn train`: Faster R-CNN's training with masks in the batch."""
 
-    def load(self) -> list[str]:
-        from edgecnn.data.detection import load_detection_samples
-
-        data = self.recipe.data
-        self.train_set = load_detection_samples(data.train, "all" if data.val else "train", data.limit, True)
-        self.val_set = load_detection_samples(data.val or data.train, "all" if data.val else "val", data.limit, True)
-        classes = self.train_set.classes
-        counts = [len(s.boxes) for dataset in (self.train_set, self.val_set) for s in dataset.samples]
-        from edgecnn.training.region_detection import MAX_BOXES
-
-        self.max_boxes = max(1, min(MAX_BOXES, max(counts, default=1)))
-        return classes
+    with_masks = True
 
     def _mask_side(self) -> tuple[int, int]:
         height, width = self.size[:2]
@@ -109,10 +97,6 @@ class MaskRCNNTask(RegionDetectionTask):
 
     def _prepare(self, sample) -> tuple:
         return prepare_instances(sample, *self.size[:2])
-
-    def _augment(self, prepared: tuple, rng: np.random.Generator) -> tuple:
-        section = self.recipe.data.augment
-        return augment(*prepared[:3], rng, section.flip, section.scale, section.color, masks=prepared[3])
 
     def _example(self, prepared: tuple, rng: np.random.Generator):
         image, targets = super()._example(prepared, rng)
@@ -123,9 +107,7 @@ class MaskRCNNTask(RegionDetectionTask):
 
         return (*super()._target_signature(), tf.TensorSpec((self.max_boxes, *self._mask_side()), tf.uint8))
 
-    def compile(self, model, optimizer):
-        from edgecnn.training.region_detection import trainer_class
-
+    def _losses(self) -> tuple:
         size = self.size[:2]
 
         def losses(outputs, rpn_target, truth, gt_masks):
@@ -134,10 +116,7 @@ class MaskRCNNTask(RegionDetectionTask):
             found["mask"] = mask_loss(outputs[2], outputs[5], assigned, gt_masks, size)
             return found
 
-        trainer = trainer_class()(self.deliverable(model), losses, ("rpn_cls", "rpn_box", "cls", "box", "mask"))
-        trainer.compile(optimizer)
-        trainer.build((None, *self.size))
-        return trainer
+        return losses, ("rpn_cls", "rpn_box", "cls", "box", "mask")
 
     def evaluate(self, model) -> dict:
         from edgecnn.mask_evaluation import evaluate_keras_instance_segmenter

@@ -151,18 +151,18 @@ def faster_rcnn_losses(outputs, rpn_target, truth, assigned: dict | None = None)
     return {"rpn_cls": rpn_cls, "rpn_box": rpn_box, "cls": head_cls, "box": head_box}
 
 
-def trainer_class():
+def _trainer_class():
     """Built on first use: it subclasses keras.Model, and Keras loads lazily."""
     from edgecnn._keras import keras, tf
 
     class FasterRCNNTrainer(keras.Model):
         """Fits the detector it wraps on (image, targets) batches: ``losses(outputs, *targets)``
-        gives the named losses (Faster R-CNN's by default; Mask R-CNN adds its mask loss)."""
+        gives the losses ``names`` (Faster R-CNN's four; Mask R-CNN adds its mask loss)."""
 
-        def __init__(self, detector, losses=None, names=("rpn_cls", "rpn_box", "cls", "box"), **kwargs) -> None:
+        def __init__(self, detector, losses, names: tuple[str, ...], **kwargs) -> None:
             super().__init__(name=f"{detector.name}_trainer", **kwargs)
             self.detector = detector
-            self.losses_of = losses or faster_rcnn_losses
+            self.losses_of = losses
             self.names = ("loss", *names)
             self.trackers = {name: keras.metrics.Mean(name=name) for name in self.names}
 
@@ -229,8 +229,10 @@ class RegionDetectionTask(DetectionTask):
         return prepare(sample, *self.size[:2])
 
     def _augment(self, prepared: tuple, rng: np.random.Generator) -> tuple:
+        """``augment`` of a prepared sample, its masks (a fourth item, Mask R-CNN) moved along."""
         section = self.recipe.data.augment
-        return augment(*prepared, rng, section.flip, section.scale, section.color)
+        masks = prepared[3] if len(prepared) > 3 else None
+        return augment(*prepared[:3], rng, section.flip, section.scale, section.color, masks=masks)
 
     def _example(self, prepared: tuple, rng: np.random.Generator):
         image, boxes, classes = prepared[:3]
@@ -269,8 +271,12 @@ class RegionDetectionTask(DetectionTask):
         val = tf.data.Dataset.from_tensor_slices((np.stack([e[0] for e in examples]), targets)).batch(batch)
         return train, val, steps
 
+    def _losses(self) -> tuple:
+        """(losses(outputs, *targets) -> named losses, their names) for the trainer."""
+        return faster_rcnn_losses, ("rpn_cls", "rpn_box", "cls", "box")
+
     def compile(self, model, optimizer):
-        trainer = trainer_class()(self.deliverable(model))
+        trainer = _trainer_class()(self.deliverable(model), *self._losses())
         trainer.compile(optimizer)
         trainer.build((None, *self.size))  # BackupAndRestore (resume) needs it built
         return trainer
