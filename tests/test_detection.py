@@ -13,7 +13,7 @@ from edgecnn.data.detection import DetectionSample, DetectionSet, load_coco, loa
 from edgecnn.data.specs import parse_spec
 from edgecnn.data.transforms import hflip, masks_to_boxes, scale_translate, transform_boxes
 from edgecnn.runtime.images import letterbox, letterbox_normalized
-from edgecnn.runtime.detection import anchor_points, batched_nms, decode_boxes, iou_matrix, postprocess
+from edgecnn.runtime.detection import anchor_points, batched_nms, iou_matrix, postprocess
 
 
 def _shapes_with_masks(count=6):
@@ -101,6 +101,37 @@ def test_resize_is_area_averaging_at_a_fraction_of_its_cost():
     assert np.array_equal(resize(small, 90, 70), cv2.resize(small, (90, 70), interpolation=cv2.INTER_LINEAR))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_mosaic_boxes_stay_on_their_objects(seed):
+    """Four tiles of solid rectangles, one colour each: in the mosaic every kept box is the
+    bounding box of its colour's pixels, and a colour that stays largely in view keeps its box."""
+    from edgecnn.data.transforms import mosaic
+
+    rng = np.random.default_rng(seed)
+    tiles, colours = [], {}
+    for tile in range(4):
+        image = np.zeros((64, 64, 3), np.uint8)
+        boxes = []
+        for k in range(2):
+            x1, y1 = rng.integers(0, 8) + 32 * k, rng.integers(0, 40)  # left and right halves: no overlap
+            x2, y2 = x1 + rng.integers(8, 24), y1 + rng.integers(8, 24)
+            colour = (40 + 50 * tile, 60 + 100 * k, 200)
+            image[y1:y2, x1:x2] = colour
+            colours[len(colours)] = colour
+            boxes.append([x1, y1, x2, y2])
+        tiles.append((image, np.array(boxes, np.float32), np.array([2 * tile, 2 * tile + 1])))
+    image, boxes, classes = mosaic(tiles, rng, scale=0.0)  # no zoom: pixels land exactly
+    assert image.shape == (64, 64, 3) and len(boxes) == len(classes)
+    for box, cls in zip(boxes, classes):
+        ys, xs = np.nonzero((image == colours[int(cls)]).all(axis=2))
+        assert len(xs) and np.allclose(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1)
+    for cls, colour in colours.items():
+        visible = (image == colour).all(axis=2).sum()
+        full = np.prod(np.diff(tiles[cls // 2][1][cls % 2].reshape(2, 2), axis=0))
+        if visible >= 0.5 * full:
+            assert cls in classes
+
+
 def test_letterbox_maps_boxes_there_and_back():
     image = np.zeros((90, 200, 3), np.uint8)
     canvas, fit = letterbox(image, 128, 128)
@@ -111,32 +142,44 @@ def test_letterbox_maps_boxes_there_and_back():
     assert np.allclose(fit.to_original(there, 200, 90), boxes, atol=1e-3)
 
 
-def test_assignment_gives_every_box_positives_that_decode_back_to_it():
-    from edgecnn.training.detection import assign_targets
+def test_task_aligned_assignment_follows_the_predictions():
+    """The points a box gets are those inside it whose predictions fit it best (at most TOP_K),
+    a point two boxes want goes to the one its prediction overlaps most, the best point's
+    class target is its IoU, and padding rows assign nothing."""
+    from edgecnn._keras import tf
+    from edgecnn.training.task_aligned import TOP_K, assign, decoded_boxes
 
     strides = (8, 16, 32)
-    boxes = np.array([[4, 4, 14, 12], [20, 30, 60, 80], [0, 0, 128, 128]], np.float32)  # small, medium, huge
-    box_target, class_target = assign_targets(boxes, np.array([0, 2, 1]), (128, 128), strides, 3)
-    centres, point_strides = anchor_points((128, 128), strides)
-    positive = box_target[:, 4] > 0
-    owners = {tuple(b) for b in box_target[positive, :4]}
-    assert owners == {tuple(b) for b in boxes}  # nobody is left unlearned
-    assert np.array_equal((class_target[positive] > 0).sum(axis=1), np.ones(positive.sum()))
-    assert (class_target[~positive] == 0).all() and (class_target[positive].max(axis=1) >= 0.05).all()
-    # soft targets: the point nearest the medium box's centre outranks the ones near its edges
-    mine = np.nonzero((box_target[:, :4] == boxes[1]).all(axis=1))[0]
-    quality = class_target[mine, 2]
-    nearest = mine[np.argmin(np.abs(centres[mine] - [40, 55]).sum(axis=1))]
-    assert class_target[nearest, 2] == quality.max() and quality.min() < 0.5 * quality.max()
-    assert set(point_strides[(box_target[:, :4] == boxes[0]).all(axis=1)]) == {8}
-    assert set(point_strides[(box_target[:, :4] == boxes[2]).all(axis=1)]) == {32}
-    # a prediction of exactly the target's log-distances decodes to the target box
-    points = np.nonzero(positive)[0]
-    targets = box_target[points, :4]
-    distances = np.concatenate([centres[points] - targets[:, :2], targets[:, 2:] - centres[points]], axis=1)
-    inside = (distances > 0).all(axis=1)
-    raw = np.log(distances[inside] / point_strides[points[inside], None])
-    assert np.allclose(decode_boxes(raw, (128, 128), strides, points[inside]), targets[inside], atol=1e-3)
+    centres, point_strides = anchor_points((64, 64), strides)
+    count = len(centres)
+    truth = np.array([[[4, 4, 36, 36, 1], [20, 20, 60, 60, 0], [0, 0, 0, 0, -1]]], np.float32)
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0.0, 0.3, (1, count, 4)).astype(np.float32)  # boxes about one stride each way
+    # three points predict the first box exactly: they must be its best
+    exact = [i for i in np.nonzero((point_strides == 8) & (centres[:, 0] > 8) & (centres[:, 0] < 32)
+                                   & (centres[:, 1] > 8) & (centres[:, 1] < 32))[0][:3]]
+    for i in exact:
+        distances = np.concatenate([centres[i] - truth[0, 0, :2], truth[0, 0, 2:4] - centres[i]])
+        raw[0, i] = np.log(distances / point_strides[i])
+    scores = np.full((1, count, 2), 0.5, np.float32)
+    boxes = decoded_boxes(tf.constant(raw), centres, point_strides)
+    target_boxes, class_targets, positive = (np.asarray(t) for t in assign(tf.constant(scores), boxes,
+                                                                            tf.constant(truth), centres))
+    positive = positive[0] > 0
+    assert 0 < positive.sum() <= 2 * TOP_K
+    for g in range(2):
+        mine = positive & (target_boxes[0, :, :4] == truth[0, g, :4]).all(axis=1)
+        x1, y1, x2, y2 = truth[0, g, :4]
+        assert mine.any() and mine.sum() <= TOP_K
+        assert ((centres[mine, 0] > x1) & (centres[mine, 0] < x2) & (centres[mine, 1] > y1)
+                & (centres[mine, 1] < y2)).all()  # only points inside their box
+        label = int(truth[0, g, 4])
+        assert (class_targets[0, mine, 1 - label] == 0).all()
+    assert set(exact) <= set(np.nonzero(positive)[0])
+    assert np.allclose(class_targets[0, exact, 1], 1.0, atol=1e-4)  # IoU 1: target 1
+    assert (class_targets[0, ~positive] == 0).all() and (class_targets[0, positive].max(axis=1) > 0).all()
+    # no positive is an unused padding row's
+    assert not (target_boxes[0, positive, :4] == 0).all(axis=1).any()
 
 
 def test_class_aware_nms():

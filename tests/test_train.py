@@ -267,3 +267,66 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
     assert process.returncode == 130, err[-2000:]
     assert "interrupted" in err and "Traceback" not in err
     assert (out / "checkpoints" / "interrupted.keras").exists()
+
+
+def test_weight_average_holds_the_ramped_average_and_trains_on_the_raw_weights():
+    """After fit the model holds the exponential average of its per-step weights (the ramped
+    decay of averaging.py, BN statistics included); each epoch trains on from the raw weights."""
+    from edgecnn._keras import keras, tf
+    from edgecnn.training.averaging import RAMP_UPDATES, weight_average
+    from edgecnn.training.trainer import loss_trainer
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.BatchNormalization()(inputs)))
+    x, y = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32), np.ones((32, 1), np.float32)
+    steps, epoch_starts = [], []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append([w.numpy().copy() for w in self.model.detector.weights])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            epoch_starts.append([w.numpy().copy() for w in self.model.detector.weights])
+
+    decay = 0.9
+    initial = [w.numpy().copy() for w in model.weights]
+
+    def fit(net, callbacks):
+        # through the trainer that YOLO and the region detectors use: its loss trackers are
+        # attributes of the model, so their running totals sit among the model's variables
+        trainer = loss_trainer(net, lambda out, target: {"mse": tf.reduce_mean((out - target) ** 2)}, ("mse",))
+        trainer.compile(keras.optimizers.SGD(0.1))
+        return trainer.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0, shuffle=False,
+                           callbacks=callbacks)
+
+    plain = keras.models.clone_model(model)
+    plain.set_weights(initial)
+    without = fit(plain, [])
+    history = fit(model, [weight_average(decay), Record()])
+    # the average changes what is validated and kept, not the training or its reported loss
+    assert np.allclose(history.history["loss"], without.history["loss"], rtol=1e-5)
+    assert not np.allclose(history.history["val_loss"], without.history["val_loss"])
+    expected = initial
+    for update, weights in enumerate(steps, start=1):
+        rate = decay * (1 - np.exp(-update / RAMP_UPDATES))
+        expected = [rate * e + (1 - rate) * w for e, w in zip(expected, weights)]
+    for held, want, last in zip(model.weights, expected, steps[-1]):
+        assert np.allclose(held.numpy(), want, atol=1e-5)
+    assert not np.allclose(model.weights[-2].numpy(), steps[-1][-2])  # not simply the last weights
+    # the second epoch began from the first epoch's last raw weights, not from the average
+    assert all(np.allclose(a, b) for a, b in zip(epoch_starts[1], steps[3]))
+    with pytest.raises(EdgeCNNError, match="training.ema"):
+        weight_average(1.5)
+
+
+def test_warmup_rises_linearly_then_follows_the_cosine():
+    from edgecnn.training.recipe import Recipe
+    from edgecnn.training.train import learning_rate_schedule
+
+    recipe = Recipe()
+    recipe.training.learning_rate, recipe.training.epochs, recipe.training.warmup_epochs = 0.01, 10, 2
+    rate = learning_rate_schedule(recipe, steps=100)
+    values = [float(rate(step)) for step in (0, 100, 200, 600, 1000)]
+    assert values[0] == 0.0 and np.isclose(values[1], 0.005) and np.isclose(values[2], 0.01)
+    assert np.isclose(values[3], 0.01 * 0.5 * (1 + np.cos(np.pi * 400 / 800))) and values[4] < 1e-6

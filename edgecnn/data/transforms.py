@@ -91,3 +91,30 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
         if len(xs):
             boxes[index] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     return boxes
+
+
+def mosaic(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rng: np.random.Generator, scale: float,
+           min_visible: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YOLOv4's mosaic: four (image, boxes, classes) samples of one size S x S laid out 2 x 2, and
+    an S x S view of that canvas centred at a random point of its middle half, zoomed by a
+    factor in [1 - scale, 1 + scale]; so the four images meet at a random point of the output,
+    each contributing a part. Boxes keeping less than ``min_visible`` of their area are dropped.
+    Returns (image, boxes, classes)."""
+    import cv2
+
+    height, width = tiles[0][0].shape[:2]
+    canvas = np.concatenate([np.concatenate([tiles[0][0], tiles[1][0]], axis=1),
+                             np.concatenate([tiles[2][0], tiles[3][0]], axis=1)], axis=0)
+    offsets = ((0, 0), (width, 0), (0, height), (width, height))
+    boxes = np.concatenate([transform_boxes(b, 1.0, dx, dy) for (_, b, _), (dx, dy) in zip(tiles, offsets)])
+    classes = np.concatenate([np.asarray(c) for _, _, c in tiles]).astype(np.int64)
+    zoom = rng.uniform(1 - scale, 1 + scale) if scale else 1.0
+    centre_x, centre_y = rng.uniform(0.5, 1.5) * width, rng.uniform(0.5, 1.5) * height
+    shift_x, shift_y = width / 2 - zoom * centre_x, height / 2 - zoom * centre_y
+    matrix = np.array([[zoom, 0, shift_x], [0, zoom, shift_y]], np.float32)
+    image = cv2.warpAffine(canvas, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
+    moved = transform_boxes(boxes, zoom, shift_x, shift_y)
+    clipped = clip_boxes(moved, width, height)
+    kept = (box_area(clipped) >= min_visible * np.maximum(box_area(moved), 1e-6)) & (box_area(clipped) > 1)
+    return image, clipped[kept], classes[kept]

@@ -63,6 +63,35 @@ def count_parameters(model: keras.Model) -> tuple[int, int]:
     return trainable, non_trainable
 
 
+def multiply_accumulates(model: keras.Model) -> int:
+    """Multiply-accumulates of one forward pass at the model's input size, counted over its
+    convolutions (plain, depthwise, transposed) and dense layers, where nearly all of a CNN's
+    arithmetic is; twice this is the "FLOPs" that Ultralytics and thop report."""
+    total = 0
+    for layer in _leaf_layers(model):
+        kernel = getattr(layer, "depthwise_kernel", None)
+        kernel = getattr(layer, "kernel", None) if kernel is None else kernel
+        if kernel is None or not hasattr(layer, "output_shape"):
+            continue
+        output = _shape(layer.output_shape)  # without the batch axis
+        weights = int(np.prod(kernel.shape))
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            total += weights * int(np.prod(_shape(layer.input_shape)[:2]))  # each input pixel, whole kernel
+        elif isinstance(layer, keras.layers.Dense):
+            total += weights * int(np.prod(output[:-1] or (1,)))
+        elif len(output) == 3:  # Conv2D: kernel volume per output pixel; depthwise: the same, one input channel
+            total += weights * int(np.prod(output[:2]))
+    return total
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
 def _shape(shape) -> tuple:
     if isinstance(shape, list):  # several inputs (concat, add): show the first
         shape = shape[0]

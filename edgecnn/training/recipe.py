@@ -30,6 +30,8 @@ class AugmentSection:
     flip: bool = False
     scale: float = 0.0  # random scale jitter, as a fraction (0.1 = +-10%)
     color: float = 0.0  # brightness/contrast jitter, as a fraction
+    mosaic: float = 0.0  # detection: probability that a training image is a 2x2 mosaic of four
+    close_mosaic: int = 0  # detection: the last epochs train without mosaic (on whole images, as evaluated)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class TrainingSection:
     loss: str = "cross_entropy"  # classification: svm; segmentation: dice, cross_entropy+dice; generation: pix2pix, cyclegan
     weight_decay: float = 0.0
     seed: int = 0
+    warmup_epochs: float = 0.0  # learning rate rises linearly from 0 over these epochs (cosine schedule)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validated and kept
 
 
 @dataclass

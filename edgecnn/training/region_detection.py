@@ -7,7 +7,7 @@ positive at IoU >= 0.7 with a ground-truth box, or when it is a box's best ancho
 cross-entropy on the sampled anchors, smooth L1 on the positives' deltas.
 
 Head targets depend on the proposals the network makes in the same step, so they are assigned
-inside the training graph (``FasterRCNNTrainer``): a proposal takes the class of the box it
+inside the training graph (``edgecnn.training.trainer``): a proposal takes the class of the box it
 overlaps most at IoU >= 0.5, else background. Instead of Fast R-CNN's random minibatch of 128
 RoIs with 25% positives, every proposal counts and the negatives' weights are scaled so they
 make up at most 3/4 of each image's weight (the same balance, without sampling noise). Loss:
@@ -20,13 +20,12 @@ import numpy as np
 
 from edgecnn.runtime.detection import iou_matrix
 from edgecnn.runtime.regions import encode_deltas
-from edgecnn.training.detection import DetectionTask, augment, prepare, to_input
+from edgecnn.training.detection import DetectionTask, augment, padded_boxes, to_input
 
 RPN_POSITIVE_IOU, RPN_NEGATIVE_IOU = 0.7, 0.3
 RPN_BATCH = 256
 HEAD_POSITIVE_IOU = 0.5
 HEAD_NEGATIVE_SHARE = 0.75
-MAX_BOXES = 100  # ground-truth boxes kept per image (COCO has up to ~90)
 
 
 def rpn_targets(anchors: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -54,16 +53,6 @@ def rpn_targets(anchors: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
         negatives = rng.choice(negatives, wanted, replace=False)
     targets[negatives, 5] = 1.0
     return targets
-
-
-def padded_boxes(boxes: np.ndarray, classes: np.ndarray, count: int) -> np.ndarray:
-    """(count, 5) x1 y1 x2 y2 class; unused rows have class -1."""
-    padded = np.zeros((count, 5), np.float32)
-    padded[:, 4] = -1
-    keep = min(len(boxes), count)
-    padded[:keep, :4] = np.asarray(boxes, np.float32)[:keep]
-    padded[:keep, 4] = np.asarray(classes)[:keep]
-    return padded
 
 
 def smooth_l1(x, beta: float = 1.0 / 9):
@@ -151,66 +140,13 @@ def faster_rcnn_losses(outputs, rpn_target, truth, assigned: dict | None = None)
     return {"rpn_cls": rpn_cls, "rpn_box": rpn_box, "cls": head_cls, "box": head_box}
 
 
-def _trainer_class():
-    """Built on first use: it subclasses keras.Model, and Keras loads lazily."""
-    from edgecnn._keras import keras, tf
-
-    class FasterRCNNTrainer(keras.Model):
-        """Fits the detector it wraps on (image, targets) batches: ``losses(outputs, *targets)``
-        gives the losses ``names`` (Faster R-CNN's four; Mask R-CNN adds its mask loss)."""
-
-        def __init__(self, detector, losses, names: tuple[str, ...], **kwargs) -> None:
-            super().__init__(name=f"{detector.name}_trainer", **kwargs)
-            self.detector = detector
-            self.losses_of = losses
-            self.names = ("loss", *names)
-            self.trackers = {name: keras.metrics.Mean(name=name) for name in self.names}
-
-        @property
-        def metrics(self):
-            return list(self.trackers.values())
-
-        def call(self, inputs, training=False):
-            return self.detector(inputs, training=training)
-
-        def _batch_losses(self, data, training: bool) -> dict:
-            images, targets = data
-            losses = self.losses_of(self.detector(images, training=training), *targets)
-            losses["loss"] = tf.add_n(list(losses.values()))
-            return losses
-
-        def _report(self, losses: dict) -> dict:
-            for name, value in losses.items():
-                self.trackers[name].update_state(value)
-            return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-        def train_step(self, data):
-            with tf.GradientTape() as tape:
-                losses = self._batch_losses(data, True)
-                total = losses["loss"] + tf.add_n(self.detector.losses) if self.detector.losses else losses["loss"]
-            variables = self.detector.trainable_variables
-            self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
-            return self._report(losses)
-
-        def test_step(self, data):
-            return self._report(self._batch_losses(data, False))
-
-    return FasterRCNNTrainer
-
-
 class RegionDetectionTask(DetectionTask):
-    """The Faster R-CNN side of `edgecnn train`: DetectionTask's data, its own targets and loss."""
+    """The Faster R-CNN side of `edgecnn train`: DetectionTask's data and trainer, its own
+    targets and loss."""
 
     def __init__(self, recipe) -> None:
         super().__init__(recipe)
         self.anchors: np.ndarray | None = None
-        self.max_boxes = 1
-
-    def load(self) -> list[str]:
-        classes = super().load()
-        counts = [len(s.boxes) for dataset in (self.train_set, self.val_set) for s in dataset.samples]
-        self.max_boxes = max(1, min(MAX_BOXES, max(counts, default=1)))
-        return classes
 
     def _anchors(self) -> np.ndarray:
         if self.anchors is None:
@@ -224,12 +160,9 @@ class RegionDetectionTask(DetectionTask):
                                                 tuple(layout["anchor_sizes"]), tuple(layout["anchor_ratios"]))
         return self.anchors
 
-    def _prepare(self, sample) -> tuple:
-        """A sample letterboxed to the input: (image, boxes, classes), and masks for Mask R-CNN."""
-        return prepare(sample, *self.size[:2])
-
-    def _augment(self, prepared: tuple, rng: np.random.Generator) -> tuple:
-        """``augment`` of a prepared sample, its masks (a fourth item, Mask R-CNN) moved along."""
+    def _augment(self, prepared: tuple, rng: np.random.Generator, epoch: int) -> tuple:
+        """``augment`` of a prepared sample, its masks (a fourth item, Mask R-CNN) moved along
+        (no mosaic: the region detectors train on whole images)."""
         section = self.recipe.data.augment
         masks = prepared[3] if len(prepared) > 3 else None
         return augment(*prepared[:3], rng, section.flip, section.scale, section.color, masks=masks)
@@ -245,44 +178,8 @@ class RegionDetectionTask(DetectionTask):
         return (tf.TensorSpec((len(self._anchors()), 6), tf.float32),
                 tf.TensorSpec((self.max_boxes, 5), tf.float32))
 
-    def datasets(self):
-        from edgecnn._keras import tf
-
-        recipe = self.recipe
-        prepared = [self._prepare(s) for s in self.train_set.samples]
-        seed = recipe.training.seed
-
-        def generate():
-            rng = np.random.default_rng([seed, generate.epoch])
-            generate.epoch += 1
-            for index in rng.permutation(len(prepared)):
-                yield self._example(self._augment(prepared[index], rng), rng)
-
-        generate.epoch = 0
-        signature = (tf.TensorSpec(self.size, tf.float32), self._target_signature())
-        batch = recipe.training.batch_size
-        steps = max(1, len(prepared) // batch)
-        train = (tf.data.Dataset.from_generator(generate, output_signature=signature)
-                 .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-                 .apply(tf.data.experimental.assert_cardinality(steps)))
-        rng = np.random.default_rng([seed, 1 << 20])  # fixed validation anchor samples
-        examples = [self._example(self._prepare(s), rng) for s in self.val_set.samples]
-        targets = tuple(np.stack([e[1][k] for e in examples]) for k in range(len(examples[0][1])))
-        val = tf.data.Dataset.from_tensor_slices((np.stack([e[0] for e in examples]), targets)).batch(batch)
-        return train, val, steps
-
     def _losses(self) -> tuple:
-        """(losses(outputs, *targets) -> named losses, their names) for the trainer."""
         return faster_rcnn_losses, ("rpn_cls", "rpn_box", "cls", "box")
-
-    def compile(self, model, optimizer):
-        trainer = _trainer_class()(self.deliverable(model), *self._losses())
-        trainer.compile(optimizer)
-        trainer.build((None, *self.size))  # BackupAndRestore (resume) needs it built
-        return trainer
-
-    def deliverable(self, model):
-        return getattr(model, "detector", model)
 
     def evaluate(self, model) -> dict:
         from edgecnn.evaluation import evaluate_keras_region_detector

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.io_utils import atomic_write_text
+from edgecnn.training.averaging import weight_average
 from edgecnn.training.progress import epoch_progress
 from edgecnn.training.recipe import Recipe
 from edgecnn.training.task import TrainingTask
@@ -118,17 +119,33 @@ def _make_task(recipe: Recipe):
     return tasks[recipe.task](recipe)
 
 
-def _optimizer(recipe: Recipe, steps: int, learning_rate: float | None = None):
+def learning_rate_schedule(recipe: Recipe, steps: int):
+    """The recipe's learning rate over training, ``steps`` batches an epoch: a schedule, or a
+    number for ``constant``. Warm-up (cosine only) rises linearly from 0, then the cosine decays
+    over the remaining steps."""
     from edgecnn._keras import keras
 
     training = recipe.training
-    rate = learning_rate or training.learning_rate
+    rate = training.learning_rate
     total = max(1, steps * training.epochs)
-    if learning_rate is None and training.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, total)
-    elif learning_rate is None and training.schedule == "step":
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+    if training.schedule == "cosine":
+        warmup = min(total - 1, round(training.warmup_epochs * steps))
+        if warmup > 0:
+            return keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=rate, warmup_steps=warmup)
+        return keras.optimizers.schedules.CosineDecay(rate, total)
+    if training.schedule == "step":
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
             [int(total * 0.5), int(total * 0.75)], [rate, rate / 10, rate / 100])
+    return rate
+
+
+def build_optimizer(recipe: Recipe, steps: int, learning_rate: float | None = None):
+    """The recipe's optimizer with its schedule (``learning_rate_schedule``), or with a fixed
+    ``learning_rate`` for the fine-tuning stages."""
+    from edgecnn._keras import keras
+
+    training = recipe.training
+    rate = learning_rate_schedule(recipe, steps) if learning_rate is None else learning_rate
     if training.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=0.9)
     if training.optimizer == "adamw":
@@ -238,17 +255,18 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     train_data, val_data, steps = task.datasets()
     overrides = {**task.model_overrides(classes), **recipe.model.overrides}
     with strategy.scope():
-        model = task.compile(edgecnn.create_model(recipe.model.name, **overrides), _optimizer(recipe, steps))
+        model = task.compile(edgecnn.create_model(recipe.model.name, **overrides), build_optimizer(recipe, steps))
     metrics: dict = {"model": recipe.model.name, "task": recipe.task, "classes": classes, "stages": {}}
     try:
         if resume and _finished(directory, "train", "model.keras", recipe.training.epochs):
             log.info("float training finished earlier: loading %s", directory / "model.keras")
             with strategy.scope():
-                model = task.compile(load_model(directory / "model.keras"), _optimizer(recipe, steps))
+                model = task.compile(load_model(directory / "model.keras"), build_optimizer(recipe, steps))
             history = read_history(directory / "logs" / "train_history.csv")
         else:
+            averaging = [weight_average(recipe.training.ema)] if recipe.training.ema else []
             history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train",
-                                 task.checkpoint_callbacks(directory))
+                                 [*averaging, *task.checkpoint_callbacks(directory)])
             save_model(task.deliverable(model), directory / "model.keras")
             task.save_extras(model, directory)
         metrics["stages"]["float"] = {"epochs": len(history), **task.evaluate(model), "history": history}
@@ -284,14 +302,14 @@ def _prune_stage(task, model, train_data, val_data, steps, directory, metrics, r
     if resume and _finished(directory, "prune", "model_pruned.keras", section.epochs):
         log.info("pruning finished earlier: loading %s", directory / "model_pruned.keras")
         stripped = task.compile(load_model(directory / "model_pruned.keras"),
-                                _optimizer(recipe, steps, section.learning_rate))
+                                build_optimizer(recipe, steps, section.learning_rate))
         history = read_history(directory / "logs" / "prune_history.csv")
     else:
         config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
                                end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))
-        pruned = task.compile(prune(task.deliverable(model), config), _optimizer(recipe, steps, section.learning_rate))
+        pruned = task.compile(prune(task.deliverable(model), config), build_optimizer(recipe, steps, section.learning_rate))
         history = _fit_stage(pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
-        stripped = task.compile(strip(task.deliverable(pruned)), _optimizer(recipe, steps, section.learning_rate))
+        stripped = task.compile(strip(task.deliverable(pruned)), build_optimizer(recipe, steps, section.learning_rate))
         save_model(task.deliverable(stripped), directory / "model_pruned.keras")
     sparsity = kernel_sparsity(task.deliverable(stripped))
     metrics["stages"]["pruned"] = {"epochs": len(history), **task.evaluate(stripped),
@@ -306,7 +324,7 @@ def _qat_stage(task, model, train_data, val_data, directory, metrics, preserve: 
 
     section = task.recipe.optimization.qat
     qat = task.compile(quantize_aware(task.deliverable(model), preserve_sparsity=preserve),
-                       _optimizer(task.recipe, 1, section.learning_rate))
+                       build_optimizer(task.recipe, 1, section.learning_rate))
     history = _fit_stage(qat, train_data, val_data, section.epochs, directory, "qat")
     save_model(task.deliverable(qat), directory / "model_qat.h5")
     metrics["stages"]["qat"] = {"epochs": len(history), **task.evaluate(qat),
