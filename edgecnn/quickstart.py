@@ -1,7 +1,7 @@
 """`edgecnn quickstart --out DIR`: the product's main job on embedded data, end to end.
 
 data (builtin:shapes written as COCO JSON + PNG, read back through the ``coco:`` path like user
-data) -> train the packaged YOLO recipe (float, 50% pruning, sparsity-preserving QAT) ->
+data) -> train the packaged YOLO recipe (float, magnitude pruning, sparsity-preserving QAT) ->
 convert to int8 (from the QAT model) and fp16 (the GPU target, from the float model) -> evaluate
 float / int8 / fp16 with pycocotools -> run the runtime Detector on held-out images (annotated
 PNGs + predictions.jsonl) -> DIR/report.md and DIR/report.json.
@@ -185,10 +185,11 @@ def _write_report(out: Path, report: dict) -> None:
                                                    for k, v in figures.items())
                           for stage, figures in report["training"].items())
     pictures = "\n".join(f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in report["predictions"][:4])
+    sparsity = report["training"].get("pruned", {}).get("mean_kernel_sparsity", 0.0)
     text = f"""# edgecnn quickstart report
 
 YOLO (anchor-free, EdgeNet backbone) trained on the synthetic shapes set ({', '.join(report['classes'])}),
-pruned to 50% sparsity, quantization-aware trained, converted to int8 (CPU/NPU) and fp16 (GPU).
+pruned to {sparsity:.0%} sparsity, quantization-aware trained, converted to int8 (CPU/NPU) and fp16 (GPU).
 Validation: {report['data']['val']} (COCO mAP through pycocotools).
 
 | model | mAP@.5 | mAP@[.5:.95] | size | CPU latency p50 | evaluated on | GPU fully accelerated |

@@ -537,3 +537,50 @@ def test_yolo_fp16_runs_fully_on_the_gpu(tiny_detector_file, gpu, device_head):
     expected = [np.asarray(t) for t in model(sample)]
     expected = reference_outputs(expected, "detection") if device_head else expected
     assert max(np.abs(o.reshape(e.shape) - e).max() for o, e in zip(run.outputs, expected)) < 2e-2
+
+
+def test_coco_yolo_recipe_builds_at_its_size_and_trains_on_coco_json(tmp_path):
+    """coco_yolo.yaml (not trained here: no COCO) builds its model at the recipe's size for 80
+    classes, and trains (mosaic included) and evaluates from COCO JSON: a COCO-format export of
+    builtin:shapes stands in for COCO, the model narrowed, one short epoch."""
+    import edgecnn
+    from edgecnn.data.shapes import write_shapes
+    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
+
+    full = load_recipe(PACKAGED_RECIPES / "coco_yolo.yaml")
+    assert full.data.train.startswith("coco:") and full.data.augment.mosaic > 0
+    model = edgecnn.create_model(full.model.name, num_classes=80, input_shape=tuple(full.data.input_size),
+                                 **full.model.overrides)
+    assert model.outputs[1].shape[-1] == 80 and model.count_params() > 1_000_000
+    spec = f"coco:{write_shapes(tmp_path / 'coco', num=16, size=128)}"
+    trained = edgecnn.train(PACKAGED_RECIPES / "coco_yolo.yaml", tmp_path / "run", overrides=[
+        f"data.train={spec}", f"data.val={spec}", "data.input_size=[128,128,3]", "training.epochs=1",
+        "training.batch_size=4", "optimization.pruning.enabled=false", "optimization.qat.enabled=false",
+        "model.overrides.width_multiplier=0.25", "model.overrides.neck_channels=16"])
+    assert trained["classes"] == ["circle", "rectangle", "triangle", "star"]
+    assert 0.0 <= trained["stages"]["float"]["map50"] <= 1.0 and trained["stages"]["float"]["detections"] > 0
+
+
+def test_mosaic_runs_in_the_float_stage_only_until_close_mosaic_resumed_runs_included():
+    """Mosaic follows the stage and epoch that training reports (start_stage), not a count of
+    the generator's own calls, so a resumed run and the pruning / QAT stages get it right."""
+    from edgecnn.training.detection import DetectionTask, to_input
+    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
+
+    recipe = load_recipe(PACKAGED_RECIPES / "shapes_yolo.yaml", [
+        "data.limit=8", "data.input_size=[64,64,3]", "training.batch_size=8", "training.epochs=3",
+        "data.augment.mosaic=1.0", "data.augment.close_mosaic=1", "data.augment.flip=false",
+        "data.augment.scale=0.0", "data.augment.color=0.0"])
+    task = DetectionTask(recipe)
+    task.load()
+    train, _, _ = task.datasets()
+    plain = [to_input(p[0], 3) for p in task.prepared]
+
+    def whole_images(stage, epochs_done):
+        task.start_stage(stage, epochs_done)
+        images = next(iter(train))[0].numpy()
+        return sum(any(np.array_equal(image, p) for p in plain) for image in images)
+
+    assert whole_images("train", 2) == 8  # resumed in the last (close_mosaic) epoch: whole images
+    assert whole_images("prune", 0) == 8 and whole_images("qat", 0) == 8
+    assert whole_images("train", 0) == 0 and whole_images("train", 1) == 0  # mosaics

@@ -35,7 +35,11 @@ def test_quickstart_writes_report_models_and_annotated_images(quickstart_run, gp
         skip_gpu_check("the quickstart's fp16 file fully accelerated")
     else:
         assert report["targets"]["fp16"]["gpu_fully_accelerated"] is True
-    assert report["training"]["pruned"]["mean_kernel_sparsity"] == pytest.approx(0.5, abs=0.02)
+    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
+
+    target = load_recipe(PACKAGED_RECIPES / "shapes_yolo.yaml").optimization.pruning.target_sparsity
+    assert report["training"]["pruned"]["mean_kernel_sparsity"] == pytest.approx(target, abs=0.02)
+    assert f"pruned to {target:.0%} sparsity" in (out / "report.md").read_text()
     assert report["training"]["qat"]["sparsity_preserving"] is True
     assert len(report["predictions"]) == 4 and all((out / "predictions" / p.split("/")[-1]).exists()
                                                    for p in report["predictions"])

@@ -7,6 +7,11 @@ cell centre to the four box sides (distance = exp(t) * stride) and one logit per
 separate objectness). Anchor-free needs no anchor clustering per data set, and its outputs are
 two plain tensors that survive int8 quantization well (each gets its own scale).
 
+Activation: SiLU (swish) by default, in backbone, neck and head, as in YOLOv5-v11. Measured on
+builtin:shapes (the quickstart's nano variant, same training): mAP@.5 / mAP 0.951 / 0.811 against
+ReLU's 0.920 / 0.741; its int8 invoke costs about 1.2x ReLU's (LOGISTIC + MUL per activation),
+and the GPU accelerator runs it.
+
 Graph: backbone feature maps (strides 8, 16, 32) -> a top-down FPN neck (1x1 lateral convs,
 nearest upsampling, concatenation, 3x3 convs) -> per level a decoupled head: a 3x3 conv branch
 ending in a 1x1 box conv (4) and another ending in a 1x1 class conv (C) -> reshaped and concatenated over levels into two outputs,
@@ -39,7 +44,7 @@ def _create_yolo(
     width_multiplier: float = 1.0,
     depth_multiplier: float = 1.0,
     backbone_width: float | None = None,
-    activation: str = "relu",
+    activation: str = "swish",
     strides: tuple[int, ...] = DEFAULT_STRIDES,
     neck_channels: int = 96,
     name: str | None = None,
@@ -108,6 +113,13 @@ def detection_layout(model) -> dict:
 def yolo_edgenet(**overrides) -> keras.Model:
     """YOLO, anchor-free, on EdgeNet (edge-sized)."""
     return _create_yolo("edgenet", **overrides)
+
+
+@register_model("detection", _create_yolo, input_shape=(320, 320, 3), min_input_size=64)
+def yolo_edgenet_n(**overrides) -> keras.Model:
+    """YOLO on EdgeNet at half width, neck 64: the quickstart's nano detector."""
+    return _create_yolo("edgenet", **{"width_multiplier": 0.5, "neck_channels": 64, "name": "yolo_edgenet_n",
+                                      **overrides})
 
 
 @register_model("detection", _create_yolo, input_shape=(320, 320, 3), min_input_size=64)

@@ -15,6 +15,7 @@ from edgecnn.runtime.images import letterbox
 from edgecnn.training.task import TrainingTask
 
 MAX_BOXES = 100  # ground-truth boxes kept per image (COCO has up to ~90)
+STAGES = ("train", "prune", "qat")  # edgecnn.training.train's stages, in order
 
 
 def padded_boxes(boxes: np.ndarray, classes: np.ndarray, count: int) -> np.ndarray:
@@ -79,6 +80,10 @@ class DetectionTask(TrainingTask):
         self.strides: tuple[int, ...] = tuple(recipe.model.overrides.get("strides", (8, 16, 32)))
         self.max_boxes = 1
         self.prepared: list[tuple] = []
+        self.stage, self.epoch = "train", 0  # where training is: mosaic follows it
+
+    def start_stage(self, stage: str, epochs_done: int) -> None:
+        self.stage, self.epoch = stage, epochs_done
 
     def load(self) -> list[str]:
         data = self.recipe.data
@@ -104,7 +109,8 @@ class DetectionTask(TrainingTask):
         the last ``close_mosaic`` epochs) a mosaic of it and three random others, then flip,
         zoom (when no mosaic zoomed) and colour."""
         section = self.recipe.data.augment
-        use_mosaic = (section.mosaic and epoch < self.recipe.training.epochs - section.close_mosaic
+        last_mosaic_epoch = self.recipe.training.epochs - section.close_mosaic
+        use_mosaic = (section.mosaic and self.stage == "train" and epoch < last_mosaic_epoch
                       and rng.random() < section.mosaic)
         if use_mosaic:
             others = rng.integers(0, len(self.prepared), 3)
@@ -128,16 +134,16 @@ class DetectionTask(TrainingTask):
         self.prepared = [self._prepare(s) for s in self.train_set.samples]
         seed = recipe.training.seed
 
-        # the generator serves every stage (float, pruning, QAT) in turn: it counts the epochs
-        # it has run, so mosaic stops after the float stage's last epochs less close_mosaic
+        # the generator serves every stage (float, pruning, QAT) in turn, one call per epoch:
+        # start_stage sets the stage and its first epoch, so mosaic runs in the float stage
+        # only, up to its last close_mosaic epochs, a resumed run included
         def generate():
-            rng = np.random.default_rng([seed, generate.epoch])
-            epoch = generate.epoch
-            generate.epoch += 1
+            epoch = self.epoch
+            self.epoch += 1
+            rng = np.random.default_rng([seed, STAGES.index(self.stage), epoch])
             for index in rng.permutation(len(self.prepared)):
                 yield self._example(self._augment(self.prepared[index], rng, epoch), rng)
 
-        generate.epoch = 0
         signature = (tf.TensorSpec(self.size, tf.float32), self._target_signature())
         batch = recipe.training.batch_size
         steps = max(1, len(self.prepared) // batch)

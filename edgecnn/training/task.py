@@ -14,6 +14,10 @@ class TrainingTask:
         self.recipe = recipe
         self.size = tuple(recipe.data.input_size)
 
+    def start_stage(self, stage: str, epochs_done: int) -> None:
+        """Told before each fit: the stage (train, prune, qat) and how many of its epochs a
+        resumed run has done already, for schedules over epochs the data pipeline follows."""
+
     def deliverable(self, model):
         """The model that is saved and exported (a GAN trainer's generator; else the model)."""
         return model

@@ -207,10 +207,12 @@ class _InterruptRequest:
         return StopOnInterrupt()
 
 
-def _fit_stage(model, train, val, epochs: int, directory: Path, stage: str, extra_callbacks=()):
+def _fit_stage(task, model, train, val, epochs: int, directory: Path, stage: str, extra_callbacks=()):
     """fit with backup (resume), CSV history, TensorBoard; returns the merged history."""
     from edgecnn._keras import keras
 
+    # a resumed stage continues at the epoch after its last logged one (BackupAndRestore)
+    task.start_stage(stage, len(read_history(directory / "logs" / f"{stage}_history.csv")))
     checkpoints = directory / "checkpoints"
     interrupt = _InterruptRequest()
     callbacks = [
@@ -265,7 +267,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
             history = read_history(directory / "logs" / "train_history.csv")
         else:
             averaging = [weight_average(recipe.training.ema)] if recipe.training.ema else []
-            history = _fit_stage(model, train_data, val_data, recipe.training.epochs, directory, "train",
+            history = _fit_stage(task, model, train_data, val_data, recipe.training.epochs, directory, "train",
                                  [*averaging, *task.checkpoint_callbacks(directory)])
             save_model(task.deliverable(model), directory / "model.keras")
             task.save_extras(model, directory)
@@ -308,7 +310,7 @@ def _prune_stage(task, model, train_data, val_data, steps, directory, metrics, r
         config = PruningConfig(section.target_sparsity, section.schedule, section.structure,
                                end_step=max(2, steps * max(1, section.epochs - 1)), frequency=max(1, steps // 4))
         pruned = task.compile(prune(task.deliverable(model), config), build_optimizer(recipe, steps, section.learning_rate))
-        history = _fit_stage(pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
+        history = _fit_stage(task, pruned, train_data, val_data, section.epochs, directory, "prune", pruning_callbacks())
         stripped = task.compile(strip(task.deliverable(pruned)), build_optimizer(recipe, steps, section.learning_rate))
         save_model(task.deliverable(stripped), directory / "model_pruned.keras")
     sparsity = kernel_sparsity(task.deliverable(stripped))
@@ -325,7 +327,7 @@ def _qat_stage(task, model, train_data, val_data, directory, metrics, preserve: 
     section = task.recipe.optimization.qat
     qat = task.compile(quantize_aware(task.deliverable(model), preserve_sparsity=preserve),
                        build_optimizer(task.recipe, 1, section.learning_rate))
-    history = _fit_stage(qat, train_data, val_data, section.epochs, directory, "qat")
+    history = _fit_stage(task, qat, train_data, val_data, section.epochs, directory, "qat")
     save_model(task.deliverable(qat), directory / "model_qat.h5")
     metrics["stages"]["qat"] = {"epochs": len(history), **task.evaluate(qat),
                                 "sparsity_preserving": preserve, "history": history}
