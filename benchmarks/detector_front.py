@@ -3,12 +3,13 @@
 then its pruning and PQAT), converted to int8, scored with pycocotools on the 300 held-out
 images and timed in one process (LiteRT CPU, interleaved rounds of invokes on one image).
 
-    python benchmarks/detector_front.py [--runs DIR] [--variants a,b] [--threads 2] [--rounds 5]
-                                        [--invokes 200] [--json OUT]
+    python benchmarks/detector_front.py [--runs DIR] [--variants a,b] [--set key=value]...
+                                        [--threads 2] [--rounds 5] [--invokes 200] [--json OUT]
 
 A variant is a zoo model trained from shapes_yolo.yaml with the model swapped (``VARIANTS``).
 Each trains once into DIR/<variant>/ (default runs/detector_front) and is reused (resumed)
-afterwards. With the reference variant in the run, each row also gives its invoke time as a
+afterwards. ``--set`` adds recipe overrides to every variant (e.g. ``training.seed=1`` for a
+second seed; use another --runs). With the reference variant in the run, each row also gives its invoke time as a
 multiple of the reference's.
 Columns: learnable parameters, GFLOPs at 128x128 (2 x multiply-accumulates, as Ultralytics
 counts), int8 file size, int8 invoke p50 (the model alone, no pre/post-processing), mAP@.5 and
@@ -35,7 +36,7 @@ VARIANTS = {
 REFERENCE = "yolo_edgenet_n_relu"
 
 
-def trained_variant(name: str, runs: Path) -> Path:
+def trained_variant(name: str, runs: Path, overrides: tuple[str, ...] = ()) -> Path:
     """DIR/<name>/ with the variant trained (float, pruned, PQAT) and its int8 file converted."""
     import edgecnn
     from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
@@ -43,7 +44,7 @@ def trained_variant(name: str, runs: Path) -> Path:
     directory = runs / name
     if not (directory / "metrics.json").exists():
         print(f"training {name} into {directory} (once)", flush=True)
-        recipe = load_recipe(PACKAGED_RECIPES / "shapes_yolo.yaml", VARIANTS[name])
+        recipe = load_recipe(PACKAGED_RECIPES / "shapes_yolo.yaml", [*VARIANTS[name], *overrides])
         edgecnn.train(recipe, directory, resume=directory.exists())
     out = directory / "model_int8.tflite"
     if not out.exists():
@@ -55,6 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/detector_front", type=Path)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="recipe override for every variant (repeatable)")
     parser.add_argument("--threads", default=2, type=int)
     parser.add_argument("--rounds", default=5, type=int)
     parser.add_argument("--invokes", default=200, type=int, help="invokes per variant per round")
@@ -76,7 +79,7 @@ def main() -> None:
     rows, engines = {}, {}
     image = load_detection_samples(parse_spec("builtin:shapes"), "val", 1).samples[0].image
     for name in names:
-        directory = trained_variant(name, args.runs)
+        directory = trained_variant(name, args.runs, tuple(args.overrides))
         model = load_model(directory / "model.keras")
         metrics = json.loads((directory / "metrics.json").read_text())
         int8 = directory / "model_int8.tflite"
@@ -104,7 +107,7 @@ def main() -> None:
               f"{row['invoke_ms_p50']:>8.3f}{row.get('invoke_vs_reference', float('nan')):>7.2f}{row['map50']:>8.3f}"
               f"{row['map']:>7.3f}{row['float_map50']:>14.3f}{row['float_map']:>10.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"threads": args.threads, "rounds": args.rounds, "invokes": args.invokes,
+        args.json.write_text(json.dumps({"overrides": args.overrides, "threads": args.threads, "rounds": args.rounds, "invokes": args.invokes,
                                          "variants": rows}, indent=2))
 
 

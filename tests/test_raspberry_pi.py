@@ -142,17 +142,43 @@ def _images(folder: Path, size: int) -> Path:
     return folder
 
 
-def _output_step(model: Path) -> float:
-    """The quantization step of the int8 tensor behind the file's (dequantized) first output."""
+def _output_step(model: Path, keras_output: int = 0) -> float:
+    """The quantization step of the int8 tensor behind the file's (dequantized) output that holds
+    the Keras model's output ``keras_output``."""
+    from edgecnn.export.device_heads import keras_output_order
     from edgecnn.runtime.modelfile import tflite_schema
 
-    graph = tflite_schema().Model.GetRootAs(model.read_bytes(), 0).Subgraphs(0)
-    output = graph.Outputs(0)
+    data = model.read_bytes()
+    graph = tflite_schema().Model.GetRootAs(data, 0).Subgraphs(0)
+    output = graph.Outputs(keras_output_order(data).index(keras_output))
     for index in range(graph.OperatorsLength()):
         operator = graph.Operators(index)
         if operator.Outputs(0) == output:
             return float(graph.Tensors(operator.Inputs(0)).Quantization().Scale(0))
     raise AssertionError("no operator writes the output")
+
+
+def _compare_detections(arm: list[dict], x86: list[dict], logit_step: float, threshold: float = 0.1) -> None:
+    """The same int8 detector on both machines, up to one step of its score logits (the rounding
+    that _compare describes): a detection whose logit is within a step of the threshold's may be
+    on one side only, and where two points of an object tie within a step, NMS may keep either
+    (seen: boxes of IoU 0.7 at the same score, with the SiLU test detector). Every other detection
+    must have a twin of the same label over the same object (IoU >= 0.5) within one logit step."""
+
+    def logit(score: float) -> float:
+        return float(np.log(score / (1.0 - score)))
+
+    for one, other in ((arm, x86), (x86, arm)):
+        for detection in one:
+            if logit(detection["score"]) < logit(threshold) + logit_step * 1.001:
+                continue
+            twins = [d for d in other if d["label"] == detection["label"]]
+            assert twins, (detection, other)
+            overlap = iou_matrix(np.array([detection["box"]], np.float32),
+                                 np.array([d["box"] for d in twins], np.float32))[0]
+            match = twins[int(overlap.argmax())]
+            assert overlap.max() >= 0.5, (detection, twins)
+            assert abs(logit(detection["score"]) - logit(match["score"])) <= logit_step * 1.001, (detection, match)
 
 
 def _records(path: Path) -> list[dict]:
@@ -231,7 +257,6 @@ def _compare(task: str, arm: list[dict], x86: list[dict], arm_out: Path, x86_out
 
     assert [r["source"].rsplit("/", 1)[-1] for r in arm] == [r["source"].rsplit("/", 1)[-1] for r in x86]
     assert {r["backend"] for r in arm} == {"litert"}
-    step = _output_step(model)
     if task == "detection":  # the shapes images do have detections to compare
         assert sum(len(r["detections"]) for r in x86) >= 4
     for a, b in zip(arm, x86):
@@ -240,17 +265,7 @@ def _compare(task: str, arm: list[dict], x86: list[dict], arm_out: Path, x86_out
             by_label = {p["label"]: p["score"] for p in b["top_k"]}
             assert max(abs(p["score"] - by_label[p["label"]]) for p in a["top_k"]) <= 0.01
         elif task == "detection":
-            assert len(a["detections"]) == len(b["detections"])
-            if not a["detections"]:
-                continue
-            overlap = iou_matrix(np.array([d["box"] for d in a["detections"]], np.float32),
-                                 np.array([d["box"] for d in b["detections"]], np.float32))
-            labels = np.array([d["label"] for d in b["detections"]])
-            for detection, row in zip(a["detections"], overlap):
-                row = np.where(labels == detection["label"], row, -1.0)  # one box may carry several labels
-                match = b["detections"][int(row.argmax())]
-                assert row.max() >= 0.95
-                assert abs(detection["score"] - match["score"]) <= 0.02  # within an int8 step of the logit
+            _compare_detections(a["detections"], b["detections"], _output_step(model, keras_output=1))
         else:
             name = Path(a["source"]).stem + f"_{a['frame']}_classes.png"
             arm_map = cv2.imread(str(arm_out / name), cv2.IMREAD_UNCHANGED)
@@ -260,5 +275,6 @@ def _compare(task: str, arm: list[dict], x86: list[dict], arm_out: Path, x86_out
             segmenter(cv2.cvtColor(cv2.imread(str(images / Path(a["source"]).name)), cv2.COLOR_BGR2RGB))
             logits = np.sort(segmenter.runner.invoke()[0][0], axis=-1)
             margin = logits[..., -1] - logits[..., -2]
+            step = _output_step(model)
             differ = arm_map != x86_map
             assert differ.mean() <= 0.01 and np.all(margin[differ] <= step * 1.001), (differ.sum(), step)
