@@ -319,17 +319,21 @@ def evaluate_tflite_segmenter(model_bytes: bytes, spec, split: str = "val", limi
             "fully_accelerated": segmenter.runner.fully_accelerated}
 
 
-METRIC_KEYS = ("top1", "map", "map50", "mask_map", "mask_map50", "miou", "pixel_acc")
+METRIC_KEYS = ("top1", "map", "map50", "mask_map", "mask_map50", "miou", "pixel_acc", "l1", "fcn_miou",
+               "fcn_pixel_acc", "real_fcn_miou", "real_fcn_pixel_acc")
 
 
 def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int | None = None,
              accelerator: str = "cpu", threads: int | None = None, task: str | None = None,
-             trust: bool = False) -> dict:
+             trust: bool = False, judge=None, edges: bool | None = None) -> dict:
     """Task metrics of a Keras model, a .keras/.h5 file or a .tflite file (through the device
     runtime's pipeline, on ``accelerator``) on the DATA spec ``data``: classification {top1},
     detection {map, map50}, segmentation {miou, pixel_acc}, instance segmentation {map, map50,
-    mask_map, mask_map50}; plus ``model``, ``data``, ``split``
-    and ``images``. ``split`` defaults to val for builtin sets and all for your own files.
+    mask_map, mask_map50}, generation {l1, and with a segmenter ``judge`` fcn_miou, fcn_pixel_acc,
+    real_fcn_miou, real_fcn_pixel_acc: see ``edgecnn.generation_evaluation``}; plus ``model``,
+    ``data``, ``split`` and ``images``. ``split`` defaults to val for builtin sets and all for your
+    own files. For a generator, ``judge`` and ``edges`` (the input is the pictures' Canny edges)
+    default to the settings of the recipe it was trained from (recipe.yaml beside the file).
 
     >>> edgecnn.evaluate("runs/digits/model_int8.tflite", "builtin:digits")["top1"]   # doctest: +SKIP
     """
@@ -337,26 +341,31 @@ def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int |
 
     spec = parse_spec(data)
     split = split or ("val" if spec.kind == "builtin" else "all")
+    generation = {"judge": judge, "edges": bool(edges), "trust": trust}
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
         if not path.is_file():
             raise EdgeCNNError(f"Model file '{path}' does not exist.", "Check the path.")
         name = str(path)
+        from edgecnn.generation_evaluation import run_settings
+
+        recipe_judge, recipe_edges = run_settings(path)
+        generation = {"judge": judge or recipe_judge, "edges": recipe_edges if edges is None else edges, "trust": trust}
         if path.suffix == ".tflite":
-            metrics = _evaluate_tflite(path.read_bytes(), spec, split, limit, accelerator, threads, task)
+            metrics = _evaluate_tflite(path.read_bytes(), spec, split, limit, accelerator, threads, task, generation)
         else:
             from edgecnn.export.keras_io import load_model
 
             log.info(f"loading {path}")
-            metrics = _evaluate_keras(load_model(path, trust=trust), spec, split, limit, task)
+            metrics = _evaluate_keras(load_model(path, trust=trust), spec, split, limit, task, generation)
     else:
         name = getattr(model_or_path, "name", "model")
-        metrics = _evaluate_keras(model_or_path, spec, split, limit, task)
+        metrics = _evaluate_keras(model_or_path, spec, split, limit, task, generation)
     return {"model": name, "data": str(spec), "split": split, **metrics}
 
 
 def _evaluate_tflite(data: bytes, spec, split: str, limit: int | None, accelerator: str, threads: int | None,
-                     task: str | None) -> dict:
+                     task: str | None, generation: dict) -> dict:
     from edgecnn.runtime.metadata import read_metadata
 
     task = task or getattr(read_metadata(data), "task", None)
@@ -373,10 +382,15 @@ def _evaluate_tflite(data: bytes, spec, split: str, limit: int | None, accelerat
         return evaluate_tflite_instance_segmenter(data, _detection_set(spec, split, limit, True), accelerator, threads)
     if task == "classification":
         return evaluate_tflite_classifier(data, spec, split, limit, accelerator, threads)
+    if task == "generation":
+        from edgecnn.generation_evaluation import evaluate_tflite_generator
+
+        return evaluate_tflite_generator(data, spec, split, limit, generation["edges"], generation["judge"],
+                                         accelerator, threads, generation["trust"])
     raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
 
 
-def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None) -> dict:
+def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None, generation: dict) -> dict:
     from edgecnn.export.metadata import infer_task
 
     task = infer_task(model, task)
@@ -402,6 +416,11 @@ def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None
         return evaluate_keras_instance_segmenter(model, _detection_set(spec, split, limit, True))
     if task == "classification":
         return evaluate_keras_classifier(model, spec, split, limit)
+    if task == "generation":
+        from edgecnn.generation_evaluation import evaluate_keras_generator
+
+        return evaluate_keras_generator(model, spec, split, limit, generation["edges"], generation["judge"],
+                                        generation["trust"])
     raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
 
 

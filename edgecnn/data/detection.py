@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.specs import DataSpec, parse_spec
+from edgecnn.data.specs import DataSpec, is_shapes, parse_spec
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.images import read_rgb8
 
@@ -107,19 +107,20 @@ def load_coco(spec: DataSpec, split: str = "all", limit: int | None = None, with
 _SHAPES_CACHE: dict[tuple, DetectionSet] = {}
 
 
-def load_shapes(split: str = "val", limit: int | None = None, with_masks: bool = False) -> DetectionSet:
+def load_shapes(split: str = "val", limit: int | None = None, with_masks: bool = False,
+                painted: bool = False) -> DetectionSet:
     from edgecnn.data.shapes import CLASSES, generate_sample
 
     if split not in SHAPES_SPLITS:
         split = "train" if split == "all" else split
     seed, count = SHAPES_SPLITS[split]
     count = min(count, limit) if limit else count
-    key = (split, count, with_masks)
+    key = (split, count, with_masks, painted)
     if key not in _SHAPES_CACHE:
         rng = np.random.default_rng(seed)
         samples = []
         for index in range(count):
-            sample = generate_sample(rng, SHAPES_SIZE)
+            sample = generate_sample(rng, SHAPES_SIZE, painted=painted)
             boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (i.bbox for i in sample.instances)],
                              np.float32).reshape(-1, 4)
             classes = np.array([i.class_id for i in sample.instances], np.int64)
@@ -127,16 +128,18 @@ def load_shapes(split: str = "val", limit: int | None = None, with_masks: bool =
                 np.zeros((0, SHAPES_SIZE, SHAPES_SIZE), bool) if with_masks else None)
             samples.append(DetectionSample(sample.image, boxes, classes, index + 1, np.zeros(len(classes), bool),
                                            masks, f"shapes_{split}_{index:05d}.png"))
-        _SHAPES_CACHE[key] = DetectionSet(samples, list(CLASSES), f"builtin:shapes ({split})")
+        name = "painted_shapes" if painted else "shapes"
+        _SHAPES_CACHE[key] = DetectionSet(samples, list(CLASSES), f"builtin:{name} ({split})")
     return _SHAPES_CACHE[key]
 
 
 def load_detection_samples(spec: str | DataSpec, split: str = "val", limit: int | None = None,
                            with_masks: bool = False) -> DetectionSet:
-    """Detection samples of a DATA spec: ``builtin:shapes`` or ``coco:ANN.json[@IMAGES]``."""
+    """Detection samples of a DATA spec: ``builtin:shapes`` (or painted_shapes) or
+    ``coco:ANN.json[@IMAGES]``."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    if spec.kind == "builtin" and spec.location == "shapes":
-        return load_shapes(split, limit, with_masks)
+    if is_shapes(spec):
+        return load_shapes(split, limit, with_masks, spec.location == "painted_shapes")
     if spec.kind == "coco":
         return load_coco(spec, split, limit, with_masks)
     raise EdgeCNNError(f"'{spec}' does not provide boxes.",

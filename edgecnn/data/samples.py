@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.data.specs import DataSpec, parse_spec
+from edgecnn.data.specs import DataSpec, is_shapes, parse_spec
 
 
 def _classification(spec, size, limit, split):
@@ -37,10 +37,10 @@ def _segmentation(spec, size, limit, split):
     return dataset.images, dataset.classes
 
 
-def _generation(spec, size, limit, split):
+def _generation(spec, size, limit, split, edges: bool = False):
     from edgecnn.data.translation import load_translation_samples, to_unit_range
 
-    dataset = load_translation_samples(spec, size, split, limit)
+    dataset = load_translation_samples(spec, size, split, limit, edges)
     return to_unit_range(dataset.a), []
 
 
@@ -48,6 +48,7 @@ _LOADERS = {
     ("builtin", "digits"): _classification,
     ("folder", None): _classification,
     ("builtin", "shapes"): _detection,
+    ("builtin", "painted_shapes"): _detection,
     ("coco", None): _detection,
     ("masks", None): _segmentation,
     ("pairs", None): _generation,
@@ -56,16 +57,17 @@ _LOADERS = {
 
 
 def load_input_samples(spec: str | DataSpec, size: tuple[int, int, int], limit: int | None = None,
-                       split: str = "val", task: str | None = None) -> tuple[np.ndarray, list[str]]:
+                       split: str = "val", task: str | None = None, edges: bool = False
+                       ) -> tuple[np.ndarray, list[str]]:
     """(images, class names). ``builtin:shapes`` serves detection by default and segmentation
-    when ``task`` says so."""
+    when ``task`` says so; ``edges``: a generator's inputs are the pictures' Canny edges."""
     from edgecnn.errors import EdgeCNNError
 
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    if task == "segmentation" and spec.kind == "builtin" and spec.location == "shapes":
+    if task == "segmentation" and is_shapes(spec):
         return _segmentation(spec, size, limit, split)
-    if task == "generation" and spec.kind == "builtin" and spec.location == "shapes":
-        return _generation(spec, size, limit, split)
+    if task == "generation" and (edges or is_shapes(spec)):
+        return _generation(spec, size, limit, split, edges)
     loader = _LOADERS.get((spec.kind, spec.location if spec.kind == "builtin" else None))
     if loader is None:
         raise EdgeCNNError(f"'{spec}' cannot provide model-input samples.",

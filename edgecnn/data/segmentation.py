@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.specs import DataSpec, parse_spec
+from edgecnn.data.specs import DataSpec, is_shapes, parse_spec
 from edgecnn.errors import EdgeCNNError
 
 IGNORE = 255
@@ -87,7 +87,7 @@ def load_mask_folder(path: Path, size, split: str = "all", limit: int | None = N
     return SegmentationSet(np.stack(images), stack, classes, f"masks:{path}")
 
 
-def load_shapes_semantic(size, split: str = "val", limit: int | None = None) -> SegmentationSet:
+def load_shapes_semantic(size, split: str = "val", limit: int | None = None, painted: bool = False) -> SegmentationSet:
     from edgecnn.data.detection import SHAPES_SPLITS, SHAPES_SIZE
     from edgecnn.data.shapes import CLASSES, generate_sample
 
@@ -97,18 +97,19 @@ def load_shapes_semantic(size, split: str = "val", limit: int | None = None) -> 
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for _ in range(count):
-        sample = generate_sample(rng, SHAPES_SIZE)
+        sample = generate_sample(rng, SHAPES_SIZE, painted=painted)
         x, y = _letterboxed(sample.image, sample.semantic, size)
         images.append(x)
         labels.append(y)
-    return SegmentationSet(np.stack(images), np.stack(labels), ["background", *CLASSES], f"builtin:shapes ({split})")
+    name = "painted_shapes" if painted else "shapes"
+    return SegmentationSet(np.stack(images), np.stack(labels), ["background", *CLASSES], f"builtin:{name} ({split})")
 
 
 def load_segmentation_samples(spec: str | DataSpec, size, split: str = "val", limit: int | None = None
                               ) -> SegmentationSet:
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    if spec.kind == "builtin" and spec.location == "shapes":
-        return load_shapes_semantic(size, split, limit)
+    if is_shapes(spec):
+        return load_shapes_semantic(size, split, limit, spec.location == "painted_shapes")
     if spec.kind == "masks":
         return load_mask_folder(Path(spec.location), size, split, limit)
     raise EdgeCNNError(f"'{spec}' does not provide segmentation masks.",

@@ -4,6 +4,11 @@ Circles, rectangles, triangles and five-pointed stars in random colours and size
 (gradients, noise, clutter lines), placed so that later shapes occlude earlier ones. Every
 sample has boxes and instance masks of the *visible* parts and a semantic mask (class id + 1,
 0 = background). Same seed, same bytes. Needs only NumPy and OpenCV.
+
+builtin:painted_shapes (``painted=True``) is the same scenes with one colour family per class
+(``PAINTS``, jittered) on greyish backgrounds: there the class decides a shape's appearance, as
+it does for roads and sky in street scenes, so labels -> photo is a learnable translation (with
+random colours no generator can know a shape's colour, and the L1 optimum is a flat grey).
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ CLASSES = ("circle", "rectangle", "triangle", "star")
 STAR_INNER_RADIUS = 0.5  # of the outer radius: five points
 MIN_VISIBLE_FRACTION = 0.35  # instances occluded beyond this are dropped, not half-labelled
 MIN_AREA = 24
+# builtin:painted_shapes: each class's base colour (RGB; circle orange, rectangle purple, triangle
+# cyan, star lime: unlike the label maps' palette, so labels -> photo is not a copy), each channel
+# jittered by up to PAINT_JITTER, on backgrounds of greys tinted by up to BACKGROUND_TINT
+PAINTS = np.array([[250, 140, 30], [150, 60, 200], [40, 200, 200], [130, 210, 50]])
+PAINT_JITTER = 35
+BACKGROUND_TINT = 25
 
 
 @dataclass
@@ -38,10 +49,14 @@ class Sample:
     semantic: np.ndarray  # (H, W) uint8, class id + 1
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, painted: bool = False) -> np.ndarray:
     import cv2
 
-    start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    if painted:  # greys with a slight tint: every paint stands out from them
+        start, end = (np.clip(rng.integers(50, 206) + rng.integers(-BACKGROUND_TINT, BACKGROUND_TINT + 1, 3), 0, 255)
+                      for _ in range(2))
+    else:
+        start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     ramp = np.linspace(0, 1, size)[:, None, None] if rng.random() < 0.5 else np.linspace(0, 1, size)[None, :, None]
     image = (start + (end - start) * ramp) * np.ones((size, size, 1))
     image = image + rng.normal(0, rng.uniform(2, 12), (size, size, 3))
@@ -77,10 +92,10 @@ def _shape_mask(rng: np.random.Generator, class_id: int, size: int) -> np.ndarra
     return mask.astype(bool)
 
 
-def generate_sample(rng: np.random.Generator, size: int = 128, max_objects: int = 4) -> Sample:
+def generate_sample(rng: np.random.Generator, size: int = 128, max_objects: int = 4, painted: bool = False) -> Sample:
     import cv2
 
-    image = _background(rng, size)
+    image = _background(rng, size, painted)
     masks: list[tuple[int, np.ndarray, int, np.ndarray]] = []  # class, visible, full area, colour
     for _ in range(rng.integers(1, max_objects + 1)):
         class_id = int(rng.integers(0, len(CLASSES)))
@@ -89,9 +104,16 @@ def generate_sample(rng: np.random.Generator, size: int = 128, max_objects: int 
         # (a same-coloured neighbour would merge with it into one blob nobody could label)
         grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         avoid = [image[mask].mean(axis=0)] + [colour for _, visible, _, colour in masks if (visible & grown).any()]
-        colour = rng.integers(0, 256, 3)
-        while min(np.abs(colour.astype(int) - other).sum() for other in avoid) < 90:
-            colour = rng.integers(0, 256, 3)
+        def draw_colour():
+            if painted:
+                return np.clip(PAINTS[class_id] + rng.integers(-PAINT_JITTER, PAINT_JITTER + 1, 3), 0, 255)
+            return rng.integers(0, 256, 3)
+
+        colour = draw_colour()
+        for _ in range(100):  # a painted shape touching one of its own class may find no contrast: keep the last
+            if min(np.abs(colour.astype(int) - other).sum() for other in avoid) >= 90:
+                break
+            colour = draw_colour()
         image[mask] = colour
         masks = [(c, m & ~mask, full, col) for c, m, full, col in masks]  # occlusion
         masks.append((class_id, mask, int(mask.sum()), colour))
@@ -115,7 +137,7 @@ def _polygons(mask: np.ndarray) -> list[list[float]]:
     return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
 
 
-def write_shapes(out: str | Path, num: int = 200, size: int = 128, seed: int = 0) -> Path:
+def write_shapes(out: str | Path, num: int = 200, size: int = 128, seed: int = 0, painted: bool = False) -> Path:
     """Write ``num`` samples as DIR/images/*.png, DIR/masks/*.png (class id + 1 per pixel) and
     DIR/annotations.json (COCO: boxes, polygon segmentations). Returns the JSON's path."""
     import cv2
@@ -128,7 +150,7 @@ def write_shapes(out: str | Path, num: int = 200, size: int = 128, seed: int = 0
     rng = np.random.default_rng(seed)
     images, annotations = [], []
     for index in range(num):
-        sample = generate_sample(rng, size)
+        sample = generate_sample(rng, size, painted=painted)
         name = f"shapes_{index:05d}.png"
         for folder, array in (("images", cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR)), ("masks", sample.semantic)):
             ok, encoded = cv2.imencode(".png", array)

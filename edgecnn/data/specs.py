@@ -1,5 +1,5 @@
-"""DATA specs as the contract defines them: ``builtin:NAME``, ``coco:ANN.json[@IMAGE_DIR]``,
-``folder:DIR``, ``masks:DIR``, ``pairs:DIR``, ``unpaired:DIR``."""
+"""DATA specs as the contract defines them: ``builtin:NAME`` (digits, shapes, painted_shapes),
+``coco:ANN.json[@IMAGE_DIR]``, ``folder:DIR``, ``masks:DIR``, ``pairs:DIR``, ``unpaired:DIR``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 from edgecnn.errors import EdgeCNNError, did_you_mean
 
 KINDS = ("builtin", "coco", "folder", "masks", "pairs", "unpaired")
-BUILTINS = ("digits", "shapes")
+BUILTINS = ("digits", "shapes", "painted_shapes")
+SHAPES_SETS = ("shapes", "painted_shapes")  # the shapes scenes; painted: one colour family per class
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,10 @@ class DataSpec:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.location}" + (f"@{self.image_dir}" if self.image_dir else "")
+
+
+def is_shapes(spec: DataSpec) -> bool:
+    return spec.kind == "builtin" and spec.location in SHAPES_SETS
 
 
 def parse_spec(text: str) -> DataSpec:

@@ -7,6 +7,15 @@
 - ``builtin:shapes``: pairs of a colour-coded class map (A) and the picture (B): the
   labels-to-photo task of the Pix2Pix paper, on the project's own synthetic set.
 
+With ``edges=True`` (recipe ``data.edges``, `edgecnn eval --edges`) A is made from B instead: the
+Canny edges of each picture at the model's size (``canny_edges``), so any images become
+edges -> photo pairs: builtin:shapes, pairs:DIR and unpaired:DIR (their B pictures), masks:DIR
+(its images) and folder:DIR (every image under it, class folders or not).
+
+Class labels per pair (``TranslationSet.labels``, what the FCN-score compares a judge's
+segmentation of the generated pictures with) come from builtin:shapes' semantic masks,
+masks:DIR's masks, or pairs:DIR/masks/NAME.png (pixel = class id) where present.
+
 Images are resized (not letterboxed) to the model input, as Pix2Pix does: a generator that
 sees padding would learn to paint it. Arrays are uint8 RGB; ``to_unit_range`` maps them to the
 [-1, 1] of a tanh generator. Unreadable files are reported and skipped.
@@ -21,12 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.data.detection import split_ids
-from edgecnn.data.specs import DataSpec, parse_spec
+from edgecnn.data.specs import DataSpec, is_shapes, parse_spec
 from edgecnn.runtime.images import resize
 from edgecnn.errors import EdgeCNNError
 
 log = logging.getLogger("edgecnn.data")
 
+# Canny's hysteresis thresholds on 0-255 channels: the shapes' sides pass, the background
+# noise of builtin:shapes (up to 12 grey levels) does not
+CANNY_THRESHOLDS = (60, 120)
 # colour of each shapes class in the builtin:shapes class maps (background black)
 SHAPES_PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200]], np.uint8)
 
@@ -39,6 +51,7 @@ class TranslationSet:
     names_b: list[str]
     paired: bool
     source: str
+    labels: np.ndarray | None = None  # (N, H, W) uint8 class ids of the pairs' pictures, where known
 
 
 def _layout_error(path: Path, paired: bool) -> EdgeCNNError:
@@ -64,6 +77,16 @@ def _read(path: Path, size) -> np.ndarray | None:
     return image.mean(axis=2, keepdims=True).astype(np.uint8) if channels == 1 else image
 
 
+def _read_labels(path: Path, size) -> np.ndarray:
+    import cv2
+
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.ndim != 2:
+        raise EdgeCNNError(f"Label mask '{path}' is not a single-channel PNG.",
+                           "Label masks are PNGs whose pixel values are class ids, named like their pictures.")
+    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+
+
 def load_pairs(path: Path, size, split: str = "all", limit: int | None = None) -> TranslationSet:
     if not (path / "A").is_dir() or not (path / "B").is_dir():
         raise _layout_error(path, paired=True)
@@ -87,7 +110,14 @@ def load_pairs(path: Path, size, split: str = "all", limit: int | None = None) -
             names.append(name)
     if not names:
         raise EdgeCNNError(f"No readable image pairs under '{path}'.")
-    return TranslationSet(np.stack(a), np.stack(b), names, list(names), True, f"pairs:{path}")
+    labels = None
+    if (path / "masks").is_dir():  # optional class-id masks of the B pictures, for the FCN-score
+        masks = {p.stem: p for p in (path / "masks").iterdir() if p.suffix.lower() == ".png"}
+        if all(Path(name).stem in masks for name in names):
+            labels = np.stack([_read_labels(masks[Path(name).stem], size) for name in names])
+        else:
+            log.warning("%s/masks/ lacks a mask for some pictures: no class labels for the FCN-score", path)
+    return TranslationSet(np.stack(a), np.stack(b), names, list(names), True, f"pairs:{path}", labels)
 
 
 def load_unpaired(path: Path, size, split: str = "all", limit: int | None = None) -> TranslationSet:
@@ -105,8 +135,9 @@ def load_unpaired(path: Path, size, split: str = "all", limit: int | None = None
     return TranslationSet(np.stack(a), np.stack(b), list(names_a), list(names_b), False, f"unpaired:{path}")
 
 
-def load_shapes_pairs(size, split: str = "val", limit: int | None = None) -> TranslationSet:
-    """builtin:shapes as labels -> photo pairs: A is the class map in ``SHAPES_PALETTE``."""
+def load_shapes_pairs(size, split: str = "val", limit: int | None = None, painted: bool = False) -> TranslationSet:
+    """builtin:shapes (or painted_shapes) as labels -> photo pairs: A is the class map in
+    ``SHAPES_PALETTE``."""
     import cv2
 
     from edgecnn.data.detection import SHAPES_SPLITS, SHAPES_SIZE
@@ -117,30 +148,112 @@ def load_shapes_pairs(size, split: str = "val", limit: int | None = None) -> Tra
     count = min(count, limit) if limit else count
     rng = np.random.default_rng(seed)
     height, width, channels = size
-    a, b = [], []
+    a, b, classes = [], [], []
     for _ in range(count):
-        sample = generate_sample(rng, SHAPES_SIZE)
-        labels = cv2.resize(SHAPES_PALETTE[sample.semantic], (width, height), interpolation=cv2.INTER_NEAREST)
+        sample = generate_sample(rng, SHAPES_SIZE, painted=painted)
+        semantic = cv2.resize(sample.semantic, (width, height), interpolation=cv2.INTER_NEAREST)
+        labels = SHAPES_PALETTE[semantic]
         photo = resize(sample.image, width, height)
         if channels == 1:
             labels, photo = (x.mean(axis=2, keepdims=True).astype(np.uint8) for x in (labels, photo))
         a.append(labels)
         b.append(photo)
+        classes.append(semantic)
     names = [f"shapes_{split}_{index:05d}.png" for index in range(count)]
-    return TranslationSet(np.stack(a), np.stack(b), names, list(names), True, f"builtin:shapes ({split})")
+    name = "painted_shapes" if painted else "shapes"
+    return TranslationSet(np.stack(a), np.stack(b), names, list(names), True, f"builtin:{name} ({split})",
+                          np.stack(classes))
 
 
-def load_translation_samples(spec: str | DataSpec, size, split: str = "val", limit: int | None = None
-                             ) -> TranslationSet:
+def canny_edges(photo: np.ndarray) -> np.ndarray:
+    """The edges of a uint8 picture as Pix2Pix's edges -> photo sets draw them: black lines
+    on white, in the picture's channel count. Canny runs on each colour channel (smoothed by a
+    3x3 Gaussian) and the edges are their union: on the grey picture alone, shapes as bright as
+    their background (a cyan star on light grey) have no edge at all."""
+    import cv2
+
+    channels = photo[..., None] if photo.ndim == 2 else photo
+    edges = np.zeros(channels.shape[:2], np.uint8)
+    for index in range(channels.shape[-1]):
+        smooth = cv2.GaussianBlur(np.ascontiguousarray(channels[..., index]), (3, 3), 0)
+        edges |= cv2.Canny(smooth, CANNY_THRESHOLDS[0], CANNY_THRESHOLDS[1])
+    return np.repeat((255 - edges)[..., None], channels.shape[-1], axis=-1)
+
+
+def with_edges(data: TranslationSet) -> TranslationSet:
+    """``data`` as edges -> photo pairs: A becomes the Canny edges of each B picture."""
+    edges = np.stack([canny_edges(photo) for photo in data.b])
+    return TranslationSet(edges, data.b, list(data.names_b), list(data.names_b), True, f"{data.source}, edges",
+                          data.labels if data.paired else None)
+
+
+def _image_folder(spec: DataSpec, size, split: str, limit: int | None) -> TranslationSet:
+    """The pictures of folder:DIR (any depth) or masks:DIR (with their class masks), B side only."""
+    from edgecnn.runtime.images import IMAGE_SUFFIXES
+
+    root = Path(spec.location)
+    folder = root / "images" if spec.kind == "masks" else root
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EdgeCNNError(f"No images under '{folder}'.", "Put .png/.jpg pictures there.")
+    chosen = split_ids(files, split)[: limit or None]
+    pictures, names, labels = [], [], []
+    for file in chosen:
+        picture = _read(file, size)
+        if picture is None:
+            continue
+        pictures.append(picture)
+        names.append(str(file.relative_to(folder)))
+        if spec.kind == "masks":
+            mask = root / "masks" / f"{file.stem}.png"
+            if not mask.is_file():
+                raise EdgeCNNError(f"'{file}' has no mask '{mask}'.", "masks:DIR needs DIR/masks/NAME.png per image.")
+            labels.append(_read_labels(mask, size))
+    if not pictures:
+        raise EdgeCNNError(f"No readable images under '{folder}'.")
+    stack = np.stack(pictures)
+    return TranslationSet(stack, stack, names, list(names), True, str(spec), np.stack(labels) if labels else None)
+
+
+def load_translation_samples(spec: str | DataSpec, size, split: str = "val", limit: int | None = None,
+                             edges: bool = False) -> TranslationSet:
+    """Translation pairs (or two domains) from ``spec`` at the model's ``size``; with ``edges``
+    the A side is the Canny edges of the B pictures (see the module notes)."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if edges:
+        if spec.kind in ("folder", "masks"):
+            return with_edges(_image_folder(spec, size, split, limit))
+        return with_edges(load_translation_samples(spec, size, split, limit))
     if spec.kind == "pairs":
         return load_pairs(Path(spec.location), size, split, limit)
     if spec.kind == "unpaired":
         return load_unpaired(Path(spec.location), size, split, limit)
-    if spec.kind == "builtin" and spec.location == "shapes":
-        return load_shapes_pairs(size, split, limit)
+    if is_shapes(spec):
+        return load_shapes_pairs(size, split, limit, spec.location == "painted_shapes")
     raise EdgeCNNError(f"'{spec}' does not provide image pairs.",
-                       "Translation data is pairs:DIR, unpaired:DIR (DIR/A + DIR/B) or builtin:shapes.")
+                       "Translation data is pairs:DIR, unpaired:DIR (DIR/A + DIR/B) or builtin:shapes; any pictures "
+                       "(folder:DIR, masks:DIR) become edges -> photo pairs with edges (recipe data.edges: true, "
+                       "eval --edges).")
+
+
+def write_pairs(data: TranslationSet, out: str | Path) -> Path:
+    """``data`` as a pairs:DIR folder: OUT/A/NAME.png, OUT/B/NAME.png and, where the pairs have
+    class labels, OUT/masks/NAME.png (pixel = class id). Each file is written atomically."""
+    import cv2
+
+    from edgecnn.io_utils import atomic_write_bytes
+
+    out = Path(out)
+    sides = {"A": data.a, "B": data.b, **({"masks": data.labels} if data.labels is not None else {})}
+    for side, pictures in sides.items():
+        for name, picture in zip(data.names_a, pictures):
+            if picture.ndim == 3 and picture.shape[-1] == 3:
+                picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+            ok, encoded = cv2.imencode(".png", picture)
+            if not ok:
+                raise EdgeCNNError(f"Could not encode {name} as PNG.")
+            atomic_write_bytes(out / side / f"{Path(name).stem}.png", encoded.tobytes())
+    return out
 
 
 def same_jitter(images: list[np.ndarray], rng: np.random.Generator, scale: float = 0.12,

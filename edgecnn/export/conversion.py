@@ -109,9 +109,10 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
         from edgecnn.data.samples import load_input_samples
 
         log.info(f"loading samples from {calibration}")
-        parity_samples, class_names = load_input_samples(calibration, size, samples, "val", task)
+        edges = bool(recipe is not None and recipe.data.edges)  # an edges -> photo generator's inputs
+        parity_samples, class_names = load_input_samples(calibration, size, samples, "val", task, edges)
         if spec.needs_calibration:
-            calibration_images, _ = load_input_samples(calibration, size, calibration_samples, "train", task)
+            calibration_images, _ = load_input_samples(calibration, size, calibration_samples, "train", task, edges)
         sample_source = f"{len(parity_samples)} samples of {calibration}"
     else:
         low = -1.0 if task == "generation" else 0.0

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.engine import read_model_bytes
-from edgecnn.runtime.images import as_rgb8
+from edgecnn.runtime.images import Letterbox, as_rgb8
 from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
 from edgecnn.runtime.model_input import FrameWriter, normalization_of
 from edgecnn.runtime.runner import Runner
@@ -67,6 +67,17 @@ class SegmentationResult:
                 "instances": [instance.to_json() for instance in self.instances()]}
 
 
+def original_class_map(logits: np.ndarray, fit: Letterbox, width: int, height: int) -> np.ndarray:
+    """(H, W) class ids at the original ``width`` x ``height`` from (h, w, classes) logits (or
+    stored int8 outputs) of a letterboxed input: the padding cropped, argmax, nearest resize."""
+    import cv2
+
+    inner_w, inner_h = round(width * fit.scale), round(height * fit.scale)
+    x0, y0 = int(fit.pad_x), int(fit.pad_y)
+    classes = logits[y0:y0 + inner_h, x0:x0 + inner_w].argmax(axis=-1).astype(np.uint8)
+    return cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
 class Segmenter:
     """Image (any size) -> per-pixel class map at the original size, per-class areas.
     The model outputs logits (1, H, W, classes); the argmax runs here, not in the graph (ARG_MAX
@@ -95,8 +106,6 @@ class Segmenter:
         return logits[0].argmax(axis=-1).astype(np.uint8)
 
     def __call__(self, image: np.ndarray) -> SegmentationResult:
-        import cv2
-
         start = time.perf_counter()
         rgb = as_rgb8(image)
         fit = self._write_frame(rgb)
@@ -105,10 +114,7 @@ class Segmenter:
         # so the argmax of the stored integers is the argmax of the logits, ties included
         logits = self.runner.invoke(dequantized=False)[0][0]
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
-        inner_w, inner_h = round(rgb.shape[1] * fit.scale), round(rgb.shape[0] * fit.scale)
-        x0, y0 = int(fit.pad_x), int(fit.pad_y)
-        classes = logits[y0:y0 + inner_h, x0:x0 + inner_w].argmax(axis=-1).astype(np.uint8)
-        class_map = cv2.resize(classes, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+        class_map = original_class_map(logits, fit, rgb.shape[1], rgb.shape[0])
         counts = np.bincount(class_map.reshape(-1), minlength=self.num_classes) / class_map.size
         areas = {label_of(self.labels, i): round(float(c), 5) for i, c in enumerate(counts) if c > 0}
         return SegmentationResult(class_map, areas, invoke_ms, (time.perf_counter() - start) * 1000, self.labels)

@@ -41,6 +41,7 @@ class DataSection:
     input_size: list[int] = field(default_factory=lambda: [32, 32, 3])
     augment: AugmentSection = field(default_factory=AugmentSection)
     limit: int | None = None  # use at most this many training (and validation) images
+    edges: bool = False  # generation: the input is the Canny edges of each picture (edges -> photo)
 
 
 @dataclass
@@ -87,12 +88,20 @@ class ExportSection:
 
 
 @dataclass
+class EvaluationSection:
+    # generation: a segmenter trained on the real pictures (.keras or .tflite; a path relative to
+    # the working directory) that judges the generated ones (the FCN-score); skipped when absent
+    judge: str | None = None
+
+
+@dataclass
 class Recipe:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     optimization: OptimizationSection = field(default_factory=OptimizationSection)
     export: ExportSection = field(default_factory=ExportSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     task: str = "classification"
     description: str = ""
 
