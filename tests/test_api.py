@@ -87,7 +87,8 @@ def test_runtime_open_picks_the_pipeline_the_metadata_names(tmp_path):
         assert type(pipeline) is runtime.PIPELINES[task], task
         result = pipeline(image)
         assert result.pipeline_ms >= result.invoke_ms > 0
-        assert runtime.draw(image, result).shape[:2] == image.shape[:2], task
+        drawn = runtime.draw(image, result)  # a translation beside its input, the others drawn on it
+        assert drawn.shape[:2] == (40, 50 + 4 + 50 if task == "generation" else 50), task
     with pytest.raises(edgecnn.EdgeCNNError, match="takes no option score_threshold"):
         runtime.open(tmp_path / "classification.tflite", accelerator="cpu", score_threshold=0.5)
     detector = runtime.open(tmp_path / "detection.tflite", accelerator="cpu", score_threshold=0.9)

@@ -62,7 +62,8 @@ def test_generators_run_fully_on_the_gpu(name, gpu):
 
 def test_convert_and_translate_an_image(tmp_path, capsys):
     """convert infers the task, writes [-1, 1] normalization into the file; the Translator gives
-    the Keras model's output at the original image size; predict writes it as a PNG."""
+    the Keras model's output at the original image size; predict writes input and output side by
+    side as a PNG."""
     from edgecnn.runtime.images import resize
     from edgecnn.runtime import Translator
 
@@ -85,9 +86,10 @@ def test_convert_and_translate_an_image(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "photo.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     assert main(["predict", str(tmp_path / "g.tflite"), str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"),
                  "--accelerator", "cpu"]) == 0
-    written = cv2.imread(str(tmp_path / "out" / "photo_0.png"))
-    assert written.shape == (48, 80, 3)
-    assert np.abs(cv2.cvtColor(written, cv2.COLOR_BGR2RGB).astype(int) - result.image.astype(int)).max() <= 1
+    written = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "photo_0.png")), cv2.COLOR_BGR2RGB)
+    assert written.shape == (48, 80 + 4 + 80, 3)  # side by side: the input, a gap, the generated picture
+    assert np.array_equal(written[:, :80], image) and (written[:, 80:84] == 255).all()
+    assert np.abs(written[:, 84:].astype(int) - result.image.astype(int)).max() <= 1
     with pytest.raises(edgecnn.EdgeCNNError, match="not generation"):
         from edgecnn.export.metadata import write_metadata
         from edgecnn.runtime.metadata import read_metadata
@@ -244,7 +246,7 @@ def test_cyclegan_trains_on_unpaired_folders(tmp_path, rng):
 
 
 @pytest.mark.parametrize("change,message", [
-    (["optimization.qat.enabled=true"], "not available for generation"),
+    (["optimization.pruning.enabled=true"], "not available for generation"),
     (["training.loss=dice"], "not a generation objective"),
 ])
 def test_generation_recipe_errors(tmp_path, change, message):

@@ -26,7 +26,12 @@ SHORT = {
     "digits_vgg": SHORT_TRAINING,
     "shapes_unet": [*SHORT_TRAINING, "--set", "model.overrides.width_multiplier=0.0625",
                     "--set", "model.overrides.depth=2", "--set", "data.input_size=[64,64,3]"],
-    "shapes_pix2pix": ["--set", "training.epochs=1", "--set", "model.overrides.width_multiplier=0.0625"],
+    "shapes_pix2pix": ["--set", "training.epochs=1", "--set", "model.overrides.width_multiplier=0.0625",
+                       "--set", "optimization.qat.epochs=1"],
+    "shapes_pix2pix_edges": ["--set", "training.epochs=1", "--set", "model.overrides.width_multiplier=0.0625",
+                             "--set", "optimization.qat.epochs=1"],
+    "shapes_judge": ["--set", "training.epochs=1", "--set", "model.overrides.width_multiplier=0.0625",
+                     "--set", "data.limit=200"],
 }
 QUICKSTART_SHORT = ["--train-images", "16", "--val-images", "4", "--set", "training.epochs=1",
                     "--set", "training.batch_size=8", "--set", "model.overrides.width_multiplier=0.25",
@@ -80,7 +85,7 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
     ran = []
     for block in blocks("bash")[1:]:
         for command in commands(block):
-            argv = shlex.split(command)
+            argv = shlex.split(command, comments=True)  # a trailing "# ..." explains, as in a shell
             assert argv[0] == "edgecnn", f"README command {command!r} is not an edgecnn command"
             argv = argv[1:]
             if argv[0] == "train":
@@ -89,6 +94,7 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
             ran.append(argv[0])
     assert {"data", "train", "convert", "eval", "predict", "benchmark", "inspect", "summary"} <= set(ran)
     assert list(Path("runs/mine/predicted").glob("*.png")) and Path("runs/p2p/predicted/predictions.jsonl").exists()
+    assert len(list(Path("runs/labels2photo/predicted").glob("*.png"))) == 8
     for index, block in enumerate(blocks("python")):
         result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path,
                                 timeout=900)

@@ -200,8 +200,10 @@ EMBEDDED_DATA_RECIPES = [p for p in RECIPES if not p.name.startswith("coco_")]
 def test_every_recipe_trains_a_few_steps(path, tmp_path):
     from edgecnn.training.train import train
 
-    # selective search (R-CNN, Fast R-CNN) costs about 0.25 s an image: fewer images there
-    limit = 16 if path.name in ("shapes_rcnn.yaml", "shapes_fast_rcnn.yaml") else 64
+    # selective search (R-CNN, Fast R-CNN) costs about 0.25 s an image, a CycleGAN step runs four
+    # generators and two discriminators: fewer images there
+    few = ("shapes_rcnn.yaml", "shapes_fast_rcnn.yaml", "shapes_cyclegan.yaml", "shapes_cyclegan_edges.yaml")
+    limit = 16 if path.name in few else 64
     recipe = load_recipe(path, ["training.epochs=1", "model.overrides.width_multiplier=0.0625",
                                 "optimization.pruning.epochs=1", "optimization.qat.epochs=1", f"data.limit={limit}"])
     metrics = train(recipe, tmp_path / "run")

@@ -13,12 +13,21 @@ from edgecnn.runtime.translator import TranslationResult
 
 
 def draw(image: np.ndarray, result) -> np.ndarray:
-    """``image`` annotated with any pipeline's ``result``; a translation is its own picture."""
+    """``image`` annotated with any pipeline's ``result``; a translation is shown side by side
+    with its input (input left, generated picture right)."""
     if isinstance(result, TranslationResult):
-        return result.image
+        return side_by_side(image, result.image)
     drawers = {ClassificationResult: draw_classification, DetectionResult: draw_detections,
                SegmentationResult: draw_segmentation, InstanceSegmentationResult: draw_instances}
     return drawers[type(result)](image, result)
+
+
+def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
+    """RGB images of one height in a row, white gaps between them."""
+    rows = [as_rgb8(image) for image in images]
+    spacer = np.full((rows[0].shape[0], gap, 3), 255, np.uint8)
+    parts = [part for image in rows for part in (image, spacer)][:-1]
+    return np.concatenate(parts, axis=1)
 
 
 def draw_classification(image: np.ndarray, result: ClassificationResult) -> np.ndarray:

@@ -15,7 +15,10 @@ Objectives (``training.loss``; by default "pix2pix" on paired data, "cyclegan" o
   the discriminators is left out (it steadies long runs; the shipped recipes are short).
 
 Validation reports ``val_l1``, the mean absolute error in [-1, 1] between generated and true
-targets, when the validation data is paired, else ``val_cycle_l1`` (A -> B -> A).
+targets, when the validation data is paired, else ``val_cycle_l1`` (A -> B -> A); with a judge
+(``evaluation.judge``) also the FCN-score (``edgecnn.generation_evaluation``). The QAT stage
+fine-tunes the quantize-aware generator with the same objective against the trained
+discriminators; pruning is not offered (not measured for generators).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.translation import load_translation_samples, to_unit_range, translation_dataset
+from edgecnn.data.translation import from_unit_range, load_translation_samples, to_unit_range, translation_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.training.task import TrainingTask
 
@@ -161,21 +164,21 @@ class GenerationTask(TrainingTask):
 
     def __init__(self, recipe) -> None:
         super().__init__(recipe)
-        optimization = recipe.optimization
-        if optimization.pruning.enabled or optimization.qat.enabled:
-            raise EdgeCNNError("Pruning and QAT stages are not available for generation recipes (their fine-tuning "
-                               "would need the adversarial objective).",
-                               "Set optimization.pruning.enabled and optimization.qat.enabled to false; for an int8 "
-                               "file use `edgecnn convert --target int8` with post-training calibration.")
+        if recipe.optimization.pruning.enabled:
+            raise EdgeCNNError("The pruning stage is not available for generation recipes (not measured there).",
+                               "Set optimization.pruning.enabled to false; QAT (optimization.qat) is available.")
+        self.companions: dict | None = None  # discriminators (and CycleGAN's B -> A generator), kept across stages
+        self.companions_distributed = False
         if recipe.training.loss not in ("cross_entropy", *OBJECTIVES):  # cross_entropy: the schema's default
             raise EdgeCNNError(f"training.loss '{recipe.training.loss}' is not a generation objective.",
                                f"Choose one of: {', '.join(OBJECTIVES)}.")
 
     def load(self) -> list[str]:
         data = self.recipe.data
-        self.train_set = load_translation_samples(data.train, self.size, "all" if data.val else "train", data.limit)
+        self.train_set = load_translation_samples(data.train, self.size, "all" if data.val else "train", data.limit,
+                                                  data.edges)
         self.val_set = load_translation_samples(data.val or data.train, self.size, "all" if data.val else "val",
-                                                data.limit)
+                                                data.limit, data.edges)
         loss = self.recipe.training.loss
         self.objective = loss if loss in OBJECTIVES else ("pix2pix" if self.train_set.paired else "cyclegan")
         if self.objective == "pix2pix" and not self.train_set.paired:
@@ -218,21 +221,39 @@ class GenerationTask(TrainingTask):
             config["beta_1"] = ADAM_BETA_1
         return type(optimizer).from_config(dict(config)), type(optimizer).from_config(dict(config))
 
-    def compile(self, model, optimizer):
+    def _new_companions(self, model) -> dict:
         import edgecnn
 
+        if self.objective == "pix2pix":
+            return {"discriminator": self._discriminator(True, "discriminator")}
+        overrides = {**self.recipe.model.overrides, "input_shape": (*self.size[:2], int(self.train_set.b.shape[-1])),
+                     "output_channels": int(self.train_set.a.shape[-1])}
+        inverse = edgecnn.create_model(self.recipe.model.name, **overrides)
+        inverse._name = f"{model.name}_inverse"
+        return {"inverse": inverse, "discriminator_a": self._discriminator(False, "discriminator_a"),
+                "discriminator_b": self._discriminator(False, "discriminator_b")}
+
+    def compile(self, model, optimizer):
+        """The trainer around ``model``. Its discriminators (and CycleGAN's inverse generator) are
+        made once and kept, so the QAT stage fine-tunes the quantize-aware generator against the
+        discriminator the training stage trained (a resumed run past that stage, or a run under a
+        distribution strategy, starts fresh ones)."""
         pix2pix_trainer, cyclegan_trainer = _trainer_classes()
         optimizer, discriminator_optimizer = self._adam_pair(optimizer)
+        from edgecnn._keras import tf
+
+        # a discriminator made under a tf.distribute strategy and reused by a second trainer fails
+        # in Adam's update (TypeError on a MirroredVariable, measured with --strategy mirrored):
+        # such runs get fresh ones per stage
+        if self.companions is None or self.companions_distributed:
+            self.companions = self._new_companions(model)
+            self.companions_distributed = tf.distribute.has_strategy()
+        parts = self.companions
         if self.objective == "pix2pix":
-            trainer = pix2pix_trainer(model, self._discriminator(True, "discriminator"), discriminator_optimizer)
+            trainer = pix2pix_trainer(model, parts["discriminator"], discriminator_optimizer)
         else:
-            overrides = {**self.recipe.model.overrides, "input_shape": (*self.size[:2], int(self.train_set.b.shape[-1])),
-                         "output_channels": int(self.train_set.a.shape[-1])}
-            inverse = edgecnn.create_model(self.recipe.model.name, **overrides)
-            inverse._name = f"{model.name}_inverse"
-            trainer = cyclegan_trainer(model, inverse, self._discriminator(False, "discriminator_a"),
-                                       self._discriminator(False, "discriminator_b"), discriminator_optimizer,
-                                       self.val_set.paired)
+            trainer = cyclegan_trainer(model, parts["inverse"], parts["discriminator_a"], parts["discriminator_b"],
+                                       discriminator_optimizer, self.val_set.paired)
         trainer.compile(optimizer=optimizer)
         trainer.build((None, *self.size[:2], int(self.train_set.a.shape[-1])))  # BackupAndRestore needs it built
         return trainer
@@ -249,11 +270,24 @@ class GenerationTask(TrainingTask):
         return [save_model(model.inverse, directory / "model_b_to_a.keras")]
 
     def evaluate(self, model) -> dict:
+        """val_l1 (paired validation data) or val_cycle_l1, and the FCN-score of the held-out
+        pictures when the recipe names a judge (``evaluation.judge``) that exists."""
         generator = self.deliverable(model)
         count = min(len(self.val_set.a), len(self.val_set.b))
         fake = np.asarray(generator.predict(to_unit_range(self.val_set.a[:count]),
                                             batch_size=self.recipe.training.batch_size, verbose=0))
         if self.val_set.paired:
-            return {"val_l1": float(np.mean(np.abs(fake - to_unit_range(self.val_set.b[:count]))))}
-        back = np.asarray(model.inverse.predict(fake, batch_size=self.recipe.training.batch_size, verbose=0))
-        return {"val_cycle_l1": float(np.mean(np.abs(back - to_unit_range(self.val_set.a[:count]))))}
+            metrics = {"val_l1": float(np.mean(np.abs(fake - to_unit_range(self.val_set.b[:count]))))}
+        else:
+            back = np.asarray(model.inverse.predict(fake, batch_size=self.recipe.training.batch_size, verbose=0))
+            metrics = {"val_cycle_l1": float(np.mean(np.abs(back - to_unit_range(self.val_set.a[:count]))))}
+        judge = self.recipe.evaluation.judge
+        if judge and not Path(judge).is_file():
+            log.warning("no FCN-score: the judge %s does not exist (train it first, e.g. `edgecnn train shapes_judge "
+                        "--out %s`)", judge, Path(judge).parent)
+        elif judge and self.val_set.labels is not None and self.val_set.paired:
+            from edgecnn.generation_evaluation import generation_metrics
+
+            scores = generation_metrics(from_unit_range(fake), self.val_set, judge)
+            metrics.update({key: value for key, value in scores.items() if "fcn" in key})
+        return metrics
