@@ -140,10 +140,12 @@ def evaluate_tflite_generator(model_bytes: bytes, spec, split: str = "val", limi
 def run_settings(model_path: Path) -> tuple[str | None, bool]:
     """The judge and edges setting of the recipe a model was trained from (``recipe.yaml``
     that `edgecnn train` writes beside it), or (None, False) when there is none."""
-    import yaml
-
     recipe = model_path.parent / "recipe.yaml"
     if not recipe.is_file():
+        return None, False
+    try:  # PyYAML comes with the workstation install; a device evaluating a .tflite may lack it
+        import yaml
+    except ImportError:
         return None, False
     try:
         document = yaml.safe_load(recipe.read_text()) or {}
