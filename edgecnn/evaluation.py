@@ -215,10 +215,15 @@ def detect_dataset_warped(dataset: DetectionSet, proposals: list[np.ndarray], re
 
 def letterboxed(samples, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
     """The samples' images letterboxed to the model input, float32 in [0, 1], and their fits."""
+    return letterboxed_images([sample.image for sample in samples], input_size)
+
+
+def letterboxed_images(pictures, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
+    """RGB uint8 pictures letterboxed to the model input, float32 in [0, 1], and their fits."""
     height, width, channels = input_size
     images, fits = [], []
-    for sample in samples:
-        image, fit = letterbox(sample.image, height, width)
+    for picture in pictures:
+        image, fit = letterbox(picture, height, width)
         if channels == 1:
             image = image.mean(axis=2, keepdims=True)
         images.append(image.astype(np.float32) / 255.0)
@@ -333,7 +338,8 @@ def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int |
     real_fcn_miou, real_fcn_pixel_acc: see ``edgecnn.generation_evaluation``}; plus ``model``,
     ``data``, ``split`` and ``images``. ``split`` defaults to val for builtin sets and all for your
     own files. For a generator, ``judge`` and ``edges`` (the input is the pictures' Canny edges)
-    default to the settings of the recipe it was trained from (recipe.yaml beside the file).
+    default to the settings of the recipe it was trained from (recipe.yaml beside the file);
+    a .tflite file's own metadata says whether it takes edges where there is no recipe.
 
     >>> edgecnn.evaluate("runs/digits/model_int8.tflite", "builtin:digits")["top1"]   # doctest: +SKIP
     """
@@ -341,7 +347,7 @@ def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int |
 
     spec = parse_spec(data)
     split = split or ("val" if spec.kind == "builtin" else "all")
-    generation = {"judge": judge, "edges": bool(edges), "trust": trust}
+    generation = {"judge": judge, "edges": edges, "trust": trust}
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
         if not path.is_file():
@@ -350,7 +356,8 @@ def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int |
         from edgecnn.generation_evaluation import run_settings
 
         recipe_judge, recipe_edges = run_settings(path)
-        generation = {"judge": judge or recipe_judge, "edges": recipe_edges if edges is None else edges, "trust": trust}
+        generation = {"judge": judge or recipe_judge, "edges": recipe_edges if edges is None else edges,
+                      "trust": trust}
         if path.suffix == ".tflite":
             metrics = _evaluate_tflite(path.read_bytes(), spec, split, limit, accelerator, threads, task, generation)
         else:

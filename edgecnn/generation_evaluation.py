@@ -26,7 +26,6 @@ from edgecnn.errors import EdgeCNNError
 
 log = logging.getLogger("edgecnn.evaluation")
 
-Judge = Callable[[np.ndarray], np.ndarray]  # uint8 picture (H, W, C) -> (H, W) class ids
 BATCH = 16
 
 
@@ -35,9 +34,22 @@ def keras_generate(generator, pictures: np.ndarray) -> np.ndarray:
     return from_unit_range(generator.predict(to_unit_range(pictures), batch_size=BATCH, verbose=0))
 
 
-def open_judge(judge, trust: bool = False, threads: int | None = None) -> tuple[Judge, int, str]:
-    """The segmenter ``judge`` (a Keras model, a .keras/.h5 path or a .tflite path) as a function
-    from a picture to its class map at the picture's size, its class count and its name."""
+class FcnJudge:
+    """A segmenter as the FCN-score's judge: called with uint8 pictures (N, H, W, C), it returns
+    their class maps (N, H, W) at the pictures' size, as the runtime Segmenter makes them."""
+
+    def __init__(self, label_batch: Callable[[np.ndarray], np.ndarray], num_classes: int, name: str) -> None:
+        self.label_batch, self.num_classes, self.name = label_batch, num_classes, name
+
+    def __call__(self, pictures: np.ndarray) -> np.ndarray:
+        return self.label_batch(pictures)
+
+
+def open_judge(judge, trust: bool = False, threads: int | None = None) -> FcnJudge:
+    """The segmenter ``judge`` (an ``FcnJudge``, a Keras model, or a .keras/.h5/.tflite path)
+    as an ``FcnJudge``; open it once where several sets of pictures are judged."""
+    if isinstance(judge, FcnJudge):
+        return judge
     if isinstance(judge, (str, os.PathLike)):
         path = Path(judge)
         if not path.is_file():
@@ -48,64 +60,72 @@ def open_judge(judge, trust: bool = False, threads: int | None = None) -> tuple[
             from edgecnn.runtime.segmenter import Segmenter
 
             segmenter = Segmenter(path, accelerator="cpu", threads=threads)
-            return (lambda picture: segmenter(picture).class_map), segmenter.num_classes, str(path)
+            return FcnJudge(lambda pictures: np.stack([segmenter(picture).class_map for picture in pictures]),
+                            segmenter.num_classes, str(path))
         from edgecnn.export.keras_io import load_model
 
         name, judge = str(path), load_model(path, trust=trust)
     else:
         name = getattr(judge, "name", "judge")
-    return _keras_judge(judge), int(judge.outputs[0].shape[-1]), name
+    return FcnJudge(_keras_labeller(judge), int(judge.outputs[0].shape[-1]), name)
 
 
-def _keras_judge(model) -> Judge:
+def _keras_labeller(model) -> Callable[[np.ndarray], np.ndarray]:
+    from edgecnn.evaluation import letterboxed_images
     from edgecnn.export.metadata import infer_task
-    from edgecnn.runtime.images import letterbox
     from edgecnn.runtime.segmenter import original_class_map
 
     if infer_task(model) != "segmentation":
         raise EdgeCNNError(f"The judge '{model.name}' is not a segmentation model.",
                            "The FCN-score's judge is a segmenter trained on the real pictures (e.g. shapes_judge).")
-    height, width, channels = (int(d) for d in model.input_shape[1:])
+    input_size = tuple(int(d) for d in model.input_shape[1:])
 
-    def label(picture: np.ndarray) -> np.ndarray:  # as the runtime Segmenter does: letterbox, [0, 1]
-        fitted, fit = letterbox(picture if picture.shape[-1] == 3 else np.repeat(picture, 3, axis=-1), height, width)
-        if channels == 1:
-            fitted = fitted.mean(axis=2, keepdims=True)
-        logits = np.asarray(model(fitted[None].astype(np.float32) / 255.0, training=False))[0]
-        return original_class_map(logits, fit, picture.shape[1], picture.shape[0])
+    def label(pictures: np.ndarray) -> np.ndarray:  # as the runtime Segmenter does: letterbox, [0, 1]
+        rgb = pictures if pictures.shape[-1] == 3 else np.repeat(pictures, 3, axis=-1)
+        maps = []
+        for start in range(0, len(rgb), BATCH):
+            images, fits = letterboxed_images(rgb[start:start + BATCH], input_size)
+            logits = np.asarray(model(images, training=False))
+            maps += [original_class_map(one, fit, rgb.shape[2], rgb.shape[1]) for one, fit in zip(logits, fits)]
+        return np.stack(maps)
 
     return label
 
 
-def fcn_score(pictures: np.ndarray, labels: np.ndarray, judge: Judge, num_classes: int) -> dict:
+def fcn_score(pictures: np.ndarray, labels: np.ndarray, judge: FcnJudge) -> dict:
     """The judge's mIoU and pixel accuracy on ``pictures`` against ``labels`` (N, H, W)."""
     from edgecnn.evaluation import segmentation_metrics
 
-    predicted = np.stack([judge(picture) for picture in pictures])
-    return segmentation_metrics(predicted, labels, num_classes)
+    return segmentation_metrics(judge(pictures), labels, judge.num_classes)
 
 
 def generation_metrics(generated: np.ndarray, data: TranslationSet, judge=None, trust: bool = False) -> dict:
-    """L1 to the targets (paired data) and, with a ``judge``, the FCN-score of ``generated``
-    (uint8, one per ``data.a``) beside the real pictures'."""
+    """L1 to the targets (paired data) and, with a ``judge`` (see ``open_judge``), the FCN-score of
+    ``generated`` (uint8, one per ``data.a``) beside the real pictures'."""
     metrics: dict = {"images": len(generated)}
     if data.paired:
         metrics["l1"] = float(np.mean(np.abs(to_unit_range(generated) - to_unit_range(data.b[:len(generated)]))))
     if judge is None:
         return metrics
+    return {**metrics, **fcn_metrics(generated, data, judge, trust)}
+
+
+def fcn_metrics(generated: np.ndarray, data: TranslationSet, judge, trust: bool = False) -> dict:
+    """The FCN-score keys (``fcn_*``, ``real_fcn_*``, ``fcn_miou_ratio``, ``judge``) of
+    ``generated`` (uint8, one per ``data.a``) against ``data.labels``."""
     if data.labels is None:
         raise EdgeCNNError(f"'{data.source}' has no class labels, so the FCN-score cannot be computed.",
                            "Use builtin:shapes, masks:DIR with --edges, or add DIR/masks/NAME.png (pixel = class "
                            "id) beside pairs:DIR's A/ and B/; or leave out --judge for L1 only.")
-    label, num_classes, name = open_judge(judge, trust)
+    judge = open_judge(judge, trust)
     labels = data.labels[:len(generated)]
-    fake = fcn_score(generated, labels, label, num_classes)
-    real = fcn_score(data.b[:len(generated)], labels, label, num_classes)
+    fake = fcn_score(generated, labels, judge)
+    real = fcn_score(data.b[:len(generated)], labels, judge)
     log.info("FCN-score: generated mIoU %.4f, real %.4f", fake["miou"], real["miou"])
-    return {**metrics, "fcn_miou": fake["miou"], "fcn_pixel_acc": fake["pixel_acc"],
-            "fcn_per_class_iou": fake["per_class_iou"], "real_fcn_miou": real["miou"],
-            "real_fcn_pixel_acc": real["pixel_acc"], "real_fcn_per_class_iou": real["per_class_iou"],
-            "fcn_miou_ratio": fake["miou"] / real["miou"] if real["miou"] else None, "judge": name}
+    return {"fcn_miou": fake["miou"], "fcn_pixel_acc": fake["pixel_acc"], "fcn_per_class_iou": fake["per_class_iou"],
+            "real_fcn_miou": real["miou"], "real_fcn_pixel_acc": real["pixel_acc"],
+            "real_fcn_per_class_iou": real["per_class_iou"],
+            "fcn_miou_ratio": fake["miou"] / real["miou"] if real["miou"] else None, "judge": judge.name}
 
 
 def translation_data(spec, size, split: str, limit: int | None, edges: bool) -> TranslationSet:
@@ -116,40 +136,42 @@ def translation_data(spec, size, split: str, limit: int | None, edges: bool) -> 
     return data
 
 
-def evaluate_keras_generator(generator, spec, split: str = "val", limit: int | None = None, edges: bool = False,
-                             judge=None, trust: bool = False) -> dict:
+def evaluate_keras_generator(generator, spec, split: str = "val", limit: int | None = None,
+                             edges: bool | None = False, judge=None, trust: bool = False) -> dict:
     size = tuple(int(d) for d in generator.input_shape[1:])
-    data = translation_data(spec, size, split, limit, edges)
+    data = translation_data(spec, size, split, limit, bool(edges))
     return generation_metrics(keras_generate(generator, data.a), data, judge, trust)
 
 
 def evaluate_tflite_generator(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
-                              edges: bool = False, judge=None, accelerator: str = "cpu", threads: int | None = None,
-                              trust: bool = False) -> dict:
-    """Through the runtime Translator (its resizing and value mapping), one picture at a time."""
+                              edges: bool | None = None, judge=None, accelerator: str = "cpu",
+                              threads: int | None = None, trust: bool = False) -> dict:
+    """Through the runtime Translator (its resizing and value mapping), one picture at a time;
+    ``edges`` defaults to what the file's metadata says its input is. The pairs' A side is
+    what the model is given (edges drawn here when ``edges``), so the Translator draws none."""
     from edgecnn.runtime.translator import Translator
 
-    translator = Translator(model_bytes, accelerator, threads)
-    data = translation_data(spec, translator.size, split, limit, edges)
+    translator = Translator(model_bytes, accelerator, threads, edges="given")
+    data = translation_data(spec, translator.size, split, limit, translator.takes_edges if edges is None else edges)
     generated = np.stack([translator(picture).image for picture in data.a])
     metrics = generation_metrics(generated, data, judge, trust)
     return {**metrics, "backend": translator.runner.backend, "accelerator": translator.runner.accelerator,
             "fully_accelerated": translator.runner.fully_accelerated}
 
 
-def run_settings(model_path: Path) -> tuple[str | None, bool]:
+def run_settings(model_path: Path) -> tuple[str | None, bool | None]:
     """The judge and edges setting of the recipe a model was trained from (``recipe.yaml``
-    that `edgecnn train` writes beside it), or (None, False) when there is none."""
+    that `edgecnn train` writes beside it), or (None, None) when there is none."""
     recipe = model_path.parent / "recipe.yaml"
     if not recipe.is_file():
-        return None, False
+        return None, None
     try:  # PyYAML comes with the workstation install; a device evaluating a .tflite may lack it
         import yaml
     except ImportError:
-        return None, False
+        return None, None
     try:
         document = yaml.safe_load(recipe.read_text()) or {}
     except yaml.YAMLError:
-        return None, False
+        return None, None
     judge = (document.get("evaluation") or {}).get("judge")
     return judge, bool((document.get("data") or {}).get("edges", False))

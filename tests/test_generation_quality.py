@@ -12,8 +12,10 @@ import pytest
 
 import edgecnn
 from edgecnn.cli.main import main
-from edgecnn.data.translation import SHAPES_PALETTE, canny_edges, load_translation_samples
+from edgecnn.data.translation import SHAPES_PALETTE, load_translation_samples
 from edgecnn.errors import EdgeCNNError
+from edgecnn.generation_evaluation import open_judge
+from edgecnn.runtime.edges import canny_edges
 
 SIZE = (32, 32, 3)
 
@@ -150,6 +152,13 @@ def test_fcn_score_needs_labels_and_a_segmenter(tmp_path, rng):
         edgecnn.evaluate(_copying_generator(1.0), "builtin:shapes", limit=4, judge=_copying_generator(1.0))
     with pytest.raises(EdgeCNNError, match="does not exist"):
         edgecnn.evaluate(_copying_generator(1.0), "builtin:shapes", limit=4, judge=tmp_path / "missing.keras")
+    # a judge opened once serves several evaluations; a colour mask is refused, not misread as class ids
+    opened = open_judge(_palette_judge())
+    again = edgecnn.evaluate(_copying_generator(1.0), f"pairs:{tmp_path / 'pairs'}", judge=opened)
+    assert again["fcn_miou"] == scored["fcn_miou"] and again["real_fcn_pixel_acc"] == scored["real_fcn_pixel_acc"]
+    cv2.imwrite(str(tmp_path / "pairs" / "masks" / "1.png"), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(EdgeCNNError, match="colour channels"):
+        edgecnn.evaluate(_copying_generator(1.0), f"pairs:{tmp_path / 'pairs'}", judge=opened)
 
 
 def test_generator_qat_with_the_recipes_judge_and_edges(tmp_path, capsys):
@@ -181,8 +190,31 @@ def test_generator_qat_with_the_recipes_judge_and_edges(tmp_path, capsys):
                  str(tmp_path / "g_int8.tflite"), "--samples", "2"]) == 0
     from edgecnn.runtime import Translator
 
-    result = Translator(tmp_path / "g_int8.tflite", accelerator="cpu")(edges_input.a[0])
-    assert result.image.shape == (32, 32, 3)
+    translator = Translator(tmp_path / "g_int8.tflite", accelerator="cpu")
+    assert translator.takes_edges  # the file says so (recipe data.edges beside the QAT model)
+    given = translator(edges_input.a[0])  # an edge drawing is fed as it is
+    assert given.edges is None and given.image.shape == (32, 32, 3)
+    drawn = translator(edges_input.b[0])  # a photo: its edges are drawn as the training pairs were
+    assert np.array_equal(drawn.edges, edges_input.a[0]) and np.array_equal(drawn.image, given.image)
+    assert Translator(tmp_path / "g_int8.tflite", accelerator="cpu", edges="given")(edges_input.b[0]).edges is None
+    with pytest.raises(EdgeCNNError, match="edges mode"):
+        Translator(tmp_path / "g_int8.tflite", edges="canny")
+    # predict on a photo shows the photo, the edges drawn from it and the generated picture
+    cv2.imwrite(str(tmp_path / "photo.png"), cv2.cvtColor(edges_input.b[0], cv2.COLOR_RGB2BGR))
+    assert main(["predict", str(tmp_path / "g_int8.tflite"), str(tmp_path / "photo.png"), "--out",
+                 str(tmp_path / "out"), "--accelerator", "cpu"]) == 0
+    written = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "photo_0.png")), cv2.COLOR_BGR2RGB)
+    assert written.shape == (32, 3 * 32 + 2 * 4, 3)
+    assert np.array_equal(written[:, 36:68], edges_input.a[0]) and np.array_equal(written[:, 72:], drawn.image)
+    # eval of the file alone (no recipe beside it) reads the edges input from its metadata
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "g.tflite").write_bytes((tmp_path / "g_int8.tflite").read_bytes())
+    from_file = edgecnn.evaluate(alone / "g.tflite", "builtin:shapes", limit=8)
+    assert from_file["l1"] == pytest.approx(edgecnn.evaluate(alone / "g.tflite", "builtin:shapes", limit=8,
+                                                             edges=True)["l1"])
+    assert from_file["l1"] != pytest.approx(edgecnn.evaluate(alone / "g.tflite", "builtin:shapes", limit=8,
+                                                             edges=False)["l1"])
 
 
 def test_data_pairs_writes_pairs_that_read_back(tmp_path):
@@ -199,3 +231,46 @@ def test_data_pairs_writes_pairs_that_read_back(tmp_path):
     labels = load_translation_samples(f"pairs:{tmp_path / 'labels'}", SIZE, "all")
     assert np.array_equal(SHAPES_PALETTE[labels.labels], labels.a) and np.array_equal(labels.b, direct.b)
     assert main(["data", "pairs", "builtin:digits", "--edges", "--out", str(tmp_path / "no")]) == 2
+    # pictures of one name in different subfolders keep apart; one name twice in a folder is refused
+    pictures = tmp_path / "pictures"
+    (pictures / "sub").mkdir(parents=True)
+    for path, value in ((pictures / "1.png", 40), (pictures / "sub" / "1.png", 200)):
+        cv2.imwrite(str(path), np.full((32, 32, 3), value, np.uint8))
+    assert main(["data", "pairs", f"folder:{pictures}", "--edges", "--out", str(tmp_path / "nested")]) == 0
+    assert sorted(p.name for p in (tmp_path / "nested" / "B").iterdir()) == ["1.png", "sub__1.png"]
+    assert cv2.imread(str(tmp_path / "nested" / "B" / "sub__1.png")).min() == 200
+    cv2.imwrite(str(pictures / "1.jpg"), np.full((32, 32, 3), 90, np.uint8))
+    assert main(["data", "pairs", f"folder:{pictures}", "--edges", "--out", str(tmp_path / "clash")]) == 2
+    assert not (tmp_path / "clash").exists()
+
+
+def test_a_resumed_cyclegan_fine_tunes_against_its_trained_companions(tmp_path, monkeypatch):
+    """A crash before QAT, then resume: the QAT stage starts from the trained B -> A generator
+    and discriminators the float stage saved (fresh ones would make its cycle loss meaningless)."""
+    import edgecnn.optimize.qat as qat
+    from edgecnn.export.keras_io import load_model
+    from edgecnn.training.generation import GenerationTask
+    from edgecnn.training.recipe import load_recipe
+    from edgecnn.training.train import train
+
+    recipe = load_recipe("shapes_cyclegan", ["model.name=test_cyclegan", "model.overrides={}", "data.limit=8",
+                                              "data.input_size=[32,32,3]", "training.epochs=1",
+                                              "optimization.qat.epochs=1", "evaluation.judge=null"])
+    real = qat.quantize_aware
+    monkeypatch.setattr(qat, "quantize_aware", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("crash")))
+    with pytest.raises(RuntimeError, match="crash"):
+        train(recipe, tmp_path / "run")
+    monkeypatch.setattr(qat, "quantize_aware", real)
+    at_qat_start = {}
+
+    def remember(task, stage, epochs_done):
+        if stage == "qat":
+            at_qat_start.update({name: part.get_weights() for name, part in task.companions.items()})
+
+    monkeypatch.setattr(GenerationTask, "start_stage", remember, raising=False)
+    train(recipe, tmp_path / "run", resume=True)
+    saved = {"inverse": tmp_path / "run" / "model_b_to_a.keras",
+             "discriminator_a": tmp_path / "run" / "checkpoints" / "discriminator_a.keras",
+             "discriminator_b": tmp_path / "run" / "checkpoints" / "discriminator_b.keras"}
+    for name, path in saved.items():
+        assert all(np.array_equal(a, b) for a, b in zip(at_qat_start[name], load_model(path).get_weights())), name

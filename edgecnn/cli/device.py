@@ -36,6 +36,10 @@ def add_parsers(subparsers) -> None:
                               "semantics; its default NMS overlap is --iou-threshold 0.3)")
     predict.add_argument("--strides", type=int, nargs="+",
                          help="detection: head strides, for models without edgecnn metadata (e.g. 8 16 32)")
+    predict.add_argument("--edges", choices=["auto", "draw", "given"], default="auto",
+                         help="edges -> photo generators: draw the Canny edges of each picture (draw), take the "
+                              "pictures as edge drawings (given), or draw them unless a picture already is a "
+                              "black-on-white drawing (auto)")
     predict.set_defaults(handler=run_predict)
 
     benchmark = subparsers.add_parser("benchmark", help="invoke and full-pipeline latency percentiles")
@@ -133,7 +137,8 @@ def build_pipeline(args: argparse.Namespace):
 
     task = task_of(args.model, args.task)
     given = {"top_k": args.top_k, "labels": read_labels(args.labels), "score_threshold": args.score_threshold,
-             "iou_threshold": args.iou_threshold, "strides": args.strides, "agnostic": args.agnostic or None}
+             "iou_threshold": args.iou_threshold, "strides": args.strides, "agnostic": args.agnostic or None,
+             "edges": args.edges}
     accepted = pipeline_options(task)
     options = {name: value for name, value in given.items() if name in accepted and value is not None}
     return open_pipeline(args.model, args.accelerator, args.threads, task=task, delegate=args.delegate, **options)

@@ -38,6 +38,25 @@ def _letterboxed(image: np.ndarray, mask: np.ndarray, size) -> tuple[np.ndarray,
     return fitted.astype(np.float32) / 255.0, fitted_mask
 
 
+def masks_by_stem(folder: Path) -> dict[str, Path]:
+    """The class-id mask PNGs in ``folder`` by file stem (a picture's mask is named like it)."""
+    return {p.stem: p for p in folder.iterdir() if p.suffix.lower() == ".png"}
+
+
+def read_class_mask(path: Path) -> np.ndarray | None:
+    """A mask PNG's class ids as (H, W) uint8; None when the file cannot be read. A mask with
+    colour channels is refused: its pixels would not be class ids."""
+    import cv2
+
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        return None
+    if mask.ndim == 3:
+        raise EdgeCNNError(f"Mask '{path}' has colour channels.",
+                           "Masks are single-channel PNGs whose pixel values are class ids.")
+    return mask.astype(np.uint8)
+
+
 def _split(count: int, split: str) -> np.ndarray:
     if split == "all" or count < 5:
         return np.arange(count)
@@ -47,15 +66,13 @@ def _split(count: int, split: str) -> np.ndarray:
 
 
 def load_mask_folder(path: Path, size, split: str = "all", limit: int | None = None) -> SegmentationSet:
-    import cv2
-
     from edgecnn.runtime.images import IMAGE_SUFFIXES, read_rgb8
 
     images_dir, masks_dir = path / "images", path / "masks"
     if not images_dir.is_dir() or not masks_dir.is_dir():
         raise EdgeCNNError(f"'{path}' needs an images/ and a masks/ folder.",
                            "Lay it out as DIR/images/NAME.jpg|png and DIR/masks/NAME.png (pixel = class id).")
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() == ".png"}
+    masks = masks_by_stem(masks_dir)
     files = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks)
     if not files:
         raise EdgeCNNError(f"No image in '{images_dir}' has a mask of the same name in '{masks_dir}'.",
@@ -64,16 +81,13 @@ def load_mask_folder(path: Path, size, split: str = "all", limit: int | None = N
     images, labels = [], []
     for file in chosen:
         image = read_rgb8(file)
-        mask = cv2.imread(str(masks[file.stem]), cv2.IMREAD_UNCHANGED)
+        mask = read_class_mask(masks[file.stem])
         if image is None or mask is None:
             continue
-        if mask.ndim == 3:
-            raise EdgeCNNError(f"Mask '{masks[file.stem]}' has colour channels.",
-                               "Masks are single-channel PNGs whose pixel values are class ids.")
         if mask.shape != image.shape[:2]:
             raise EdgeCNNError(f"Mask '{masks[file.stem]}' is {mask.shape[1]}x{mask.shape[0]} but its image is "
                                f"{image.shape[1]}x{image.shape[0]}.", "A mask must have its image's size.")
-        x, y = _letterboxed(image, mask.astype(np.uint8), size)
+        x, y = _letterboxed(image, mask, size)
         images.append(x)
         labels.append(y)
     if not images:

@@ -8,7 +8,8 @@
   labels-to-photo task of the Pix2Pix paper, on the project's own synthetic set.
 
 With ``edges=True`` (recipe ``data.edges``, `edgecnn eval --edges`) A is made from B instead: the
-Canny edges of each picture at the model's size (``canny_edges``), so any images become
+Canny edges of each picture at the model's size (``edgecnn.runtime.edges.canny_edges``, what
+the runtime Translator draws on a device), so any images become
 edges -> photo pairs: builtin:shapes, pairs:DIR and unpaired:DIR (their B pictures), masks:DIR
 (its images) and folder:DIR (every image under it, class folders or not).
 
@@ -30,15 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.data.detection import split_ids
+from edgecnn.data.segmentation import masks_by_stem, read_class_mask
 from edgecnn.data.specs import DataSpec, is_shapes, parse_spec
+from edgecnn.runtime.edges import canny_edges
 from edgecnn.runtime.images import resize
 from edgecnn.errors import EdgeCNNError
 
 log = logging.getLogger("edgecnn.data")
 
-# Canny's hysteresis thresholds on 0-255 channels: the shapes' sides pass, the background
-# noise of builtin:shapes (up to 12 grey levels) does not
-CANNY_THRESHOLDS = (60, 120)
 # colour of each shapes class in the builtin:shapes class maps (background black)
 SHAPES_PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200]], np.uint8)
 
@@ -78,13 +78,14 @@ def _read(path: Path, size) -> np.ndarray | None:
 
 
 def _read_labels(path: Path, size) -> np.ndarray:
+    """A class-id mask resized (nearest) like its picture: pictures here are resized, not letterboxed."""
     import cv2
 
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2:
-        raise EdgeCNNError(f"Label mask '{path}' is not a single-channel PNG.",
+    mask = read_class_mask(path)
+    if mask is None:
+        raise EdgeCNNError(f"Label mask '{path}' is not a readable PNG.",
                            "Label masks are PNGs whose pixel values are class ids, named like their pictures.")
-    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def load_pairs(path: Path, size, split: str = "all", limit: int | None = None) -> TranslationSet:
@@ -112,7 +113,7 @@ def load_pairs(path: Path, size, split: str = "all", limit: int | None = None) -
         raise EdgeCNNError(f"No readable image pairs under '{path}'.")
     labels = None
     if (path / "masks").is_dir():  # optional class-id masks of the B pictures, for the FCN-score
-        masks = {p.stem: p for p in (path / "masks").iterdir() if p.suffix.lower() == ".png"}
+        masks = masks_by_stem(path / "masks")
         if all(Path(name).stem in masks for name in names):
             labels = np.stack([_read_labels(masks[Path(name).stem], size) for name in names])
         else:
@@ -165,21 +166,6 @@ def load_shapes_pairs(size, split: str = "val", limit: int | None = None, painte
                           np.stack(classes))
 
 
-def canny_edges(photo: np.ndarray) -> np.ndarray:
-    """The edges of a uint8 picture as Pix2Pix's edges -> photo sets draw them: black lines
-    on white, in the picture's channel count. Canny runs on each colour channel (smoothed by a
-    3x3 Gaussian) and the edges are their union: on the grey picture alone, shapes as bright as
-    their background (a cyan star on light grey) have no edge at all."""
-    import cv2
-
-    channels = photo[..., None] if photo.ndim == 2 else photo
-    edges = np.zeros(channels.shape[:2], np.uint8)
-    for index in range(channels.shape[-1]):
-        smooth = cv2.GaussianBlur(np.ascontiguousarray(channels[..., index]), (3, 3), 0)
-        edges |= cv2.Canny(smooth, CANNY_THRESHOLDS[0], CANNY_THRESHOLDS[1])
-    return np.repeat((255 - edges)[..., None], channels.shape[-1], axis=-1)
-
-
 def with_edges(data: TranslationSet) -> TranslationSet:
     """``data`` as edges -> photo pairs: A becomes the Canny edges of each B picture."""
     edges = np.stack([canny_edges(photo) for photo in data.b])
@@ -197,6 +183,7 @@ def _image_folder(spec: DataSpec, size, split: str, limit: int | None) -> Transl
     if not files:
         raise EdgeCNNError(f"No images under '{folder}'.", "Put .png/.jpg pictures there.")
     chosen = split_ids(files, split)[: limit or None]
+    masks = masks_by_stem(root / "masks") if spec.kind == "masks" else {}
     pictures, names, labels = [], [], []
     for file in chosen:
         picture = _read(file, size)
@@ -205,10 +192,10 @@ def _image_folder(spec: DataSpec, size, split: str, limit: int | None) -> Transl
         pictures.append(picture)
         names.append(str(file.relative_to(folder)))
         if spec.kind == "masks":
-            mask = root / "masks" / f"{file.stem}.png"
-            if not mask.is_file():
-                raise EdgeCNNError(f"'{file}' has no mask '{mask}'.", "masks:DIR needs DIR/masks/NAME.png per image.")
-            labels.append(_read_labels(mask, size))
+            if file.stem not in masks:
+                raise EdgeCNNError(f"'{file}' has no mask '{root / 'masks' / file.stem}.png'.",
+                                   "masks:DIR needs DIR/masks/NAME.png per image.")
+            labels.append(_read_labels(masks[file.stem], size))
     if not pictures:
         raise EdgeCNNError(f"No readable images under '{folder}'.")
     stack = np.stack(pictures)
@@ -238,21 +225,29 @@ def load_translation_samples(spec: str | DataSpec, size, split: str = "val", lim
 
 def write_pairs(data: TranslationSet, out: str | Path) -> Path:
     """``data`` as a pairs:DIR folder: OUT/A/NAME.png, OUT/B/NAME.png and, where the pairs have
-    class labels, OUT/masks/NAME.png (pixel = class id). Each file is written atomically."""
+    class labels, OUT/masks/NAME.png (pixel = class id). Each file is written atomically; a
+    picture from a subfolder is named SUB__NAME.png."""
     import cv2
 
     from edgecnn.io_utils import atomic_write_bytes
 
     out = Path(out)
+    # pictures from the subfolders of folder:DIR keep their folders in the name (sub/1.jpg ->
+    # sub__1.png), so sub/1.jpg and 1.jpg do not write one file
+    stems = ["__".join(Path(name).with_suffix("").parts) for name in data.names_a]
+    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashes:
+        raise EdgeCNNError(f"Several pictures would be written as {', '.join(clashes[:5])}.png (one name, different "
+                           "file types or folders).", "Rename them so that each has a name of its own.")
     sides = {"A": data.a, "B": data.b, **({"masks": data.labels} if data.labels is not None else {})}
     for side, pictures in sides.items():
-        for name, picture in zip(data.names_a, pictures):
+        for name, stem, picture in zip(data.names_a, stems, pictures):
             if picture.ndim == 3 and picture.shape[-1] == 3:
                 picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
             ok, encoded = cv2.imencode(".png", picture)
             if not ok:
                 raise EdgeCNNError(f"Could not encode {name} as PNG.")
-            atomic_write_bytes(out / side / f"{Path(name).stem}.png", encoded.tobytes())
+            atomic_write_bytes(out / side / f"{stem}.png", encoded.tobytes())
     return out
 
 

@@ -97,8 +97,10 @@ def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: 
     from edgecnn.export.device_heads import HEADS
 
     size = tuple(int(d) for d in model.inputs[0].shape[1:])  # the image (a Fast R-CNN's proposals come second)
+    takes_edges = task == "generation" and bool(((recipe or {}).get("data") or {}).get("edges"))
     spec = InputSpec(size=size, name=model.inputs[0].name.split(":")[0], color="RGB" if size[-1] == 3 else "GRAY",
-                     normalization=GENERATOR_NORMALIZATION if task == "generation" else Normalization())
+                     normalization=GENERATOR_NORMALIZATION if task == "generation" else Normalization(),
+                     content="edges" if takes_edges else "picture")
     kinds = OUTPUT_KINDS.get(task, ("raw",) * len(model.outputs))
     decoding = decoding_of(model, task)
     if decoding is not None and decoding["kind"] == REGION_KIND:

@@ -6,7 +6,7 @@ import numpy as np
 
 from edgecnn.runtime.classifier import ClassificationResult
 from edgecnn.runtime.detector import Detection, DetectionResult
-from edgecnn.runtime.images import as_rgb8
+from edgecnn.runtime.images import as_rgb8, resize
 from edgecnn.runtime.instance_segmenter import InstanceSegmentationResult
 from edgecnn.runtime.segmenter import SegmentationResult
 from edgecnn.runtime.translator import TranslationResult
@@ -14,9 +14,13 @@ from edgecnn.runtime.translator import TranslationResult
 
 def draw(image: np.ndarray, result) -> np.ndarray:
     """``image`` annotated with any pipeline's ``result``; a translation is shown side by side
-    with its input (input left, generated picture right)."""
+    with its input (input left, generated picture right; between them the edges the Translator
+    drew, for an edges -> photo file given a photo)."""
     if isinstance(result, TranslationResult):
-        return side_by_side(image, result.image)
+        if result.edges is None:
+            return side_by_side(image, result.image)
+        edges = resize(as_rgb8(result.edges), result.image.shape[1], result.image.shape[0])
+        return side_by_side(image, edges, result.image)
     drawers = {ClassificationResult: draw_classification, DetectionResult: draw_detections,
                SegmentationResult: draw_segmentation, InstanceSegmentationResult: draw_instances}
     return drawers[type(result)](image, result)

@@ -43,6 +43,7 @@ class InputSpec:
     layout: str = "NHWC"
     color: str = "RGB"  # RGB or GRAY
     normalization: Normalization = field(default_factory=Normalization)
+    content: str = "picture"  # or "edges": the Canny edge drawing of a picture (runtime/edges.py)
 
 
 @dataclass(frozen=True)

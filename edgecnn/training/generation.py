@@ -169,6 +169,8 @@ class GenerationTask(TrainingTask):
                                "Set optimization.pruning.enabled to false; QAT (optimization.qat) is available.")
         self.companions: dict | None = None  # discriminators (and CycleGAN's B -> A generator), kept across stages
         self.companions_distributed = False
+        self.opened_judge = None  # the FCN-score judge, opened at the first evaluation
+        self.saved_run = None  # a resumed run's directory, whose saved companions compile() reads
         if recipe.training.loss not in ("cross_entropy", *OBJECTIVES):  # cross_entropy: the schema's default
             raise EdgeCNNError(f"training.loss '{recipe.training.loss}' is not a generation objective.",
                                f"Choose one of: {', '.join(OBJECTIVES)}.")
@@ -236,8 +238,8 @@ class GenerationTask(TrainingTask):
     def compile(self, model, optimizer):
         """The trainer around ``model``. Its discriminators (and CycleGAN's inverse generator) are
         made once and kept, so the QAT stage fine-tunes the quantize-aware generator against the
-        discriminator the training stage trained (a resumed run past that stage, or a run under a
-        distribution strategy, starts fresh ones)."""
+        discriminator the training stage trained (a run resumed past that stage reads them from
+        its checkpoints/; a run under a distribution strategy starts fresh ones)."""
         pix2pix_trainer, cyclegan_trainer = _trainer_classes()
         optimizer, discriminator_optimizer = self._adam_pair(optimizer)
         from edgecnn._keras import tf
@@ -245,6 +247,8 @@ class GenerationTask(TrainingTask):
         # a discriminator made under a tf.distribute strategy and reused by a second trainer fails
         # in Adam's update (TypeError on a MirroredVariable, measured with --strategy mirrored):
         # such runs get fresh ones per stage
+        if self.companions is None and self.saved_run is not None and not tf.distribute.has_strategy():
+            self.companions = self._saved_companions(self.saved_run)
         if self.companions is None or self.companions_distributed:
             self.companions = self._new_companions(model)
             self.companions_distributed = tf.distribute.has_strategy()
@@ -262,12 +266,45 @@ class GenerationTask(TrainingTask):
         return model.generator
 
     def save_extras(self, model, directory: Path) -> list[Path]:
-        """CycleGAN trains both directions: the B -> A generator goes to model_b_to_a.keras."""
+        """CycleGAN trains both directions: the B -> A generator goes to model_b_to_a.keras. The
+        trained discriminators go to checkpoints/, so a run resumed after its float stage
+        fine-tunes (QAT) against them, as an uninterrupted run does."""
         from edgecnn.export.keras_io import save_model
 
-        if self.objective != "cyclegan":
-            return []
-        return [save_model(model.inverse, directory / "model_b_to_a.keras")]
+        saved = [save_model(part, directory / "checkpoints" / f"{name}.keras")
+                 for name, part in self._companions_of(model).items() if name != "inverse"]
+        if self.objective == "cyclegan":
+            saved.append(save_model(model.inverse, directory / "model_b_to_a.keras"))
+        return saved
+
+    def restore_extras(self, directory: Path) -> None:
+        # read at the next compile(), where it is known whether a strategy is in use; the fresh
+        # companions of the first compile (before the run knew it would skip float training) go
+        self.saved_run, self.companions = directory, None
+
+    def _companions_of(self, trainer) -> dict:
+        if self.objective == "pix2pix":
+            return {"discriminator": trainer.discriminator}
+        return {"inverse": trainer.inverse, "discriminator_a": trainer.discriminator_a,
+                "discriminator_b": trainer.discriminator_b}
+
+    def _saved_companions(self, directory: Path) -> dict | None:
+        """The companions ``save_extras`` wrote, or None (with a warning) where one is missing:
+        runs from before they were saved start the later stages with fresh ones."""
+        from edgecnn.export.keras_io import load_model
+
+        names = ["discriminator"] if self.objective == "pix2pix" else ["discriminator_a", "discriminator_b"]
+        paths = {name: directory / "checkpoints" / f"{name}.keras" for name in names}
+        if self.objective == "cyclegan":
+            paths["inverse"] = directory / "model_b_to_a.keras"
+        missing = [str(path) for path in paths.values() if not path.is_file()]
+        if missing:
+            log.warning("resuming without the trained %s (%s missing): the later stages start them afresh",
+                        "discriminator" if self.objective == "pix2pix" else "discriminators and B -> A generator",
+                        ", ".join(missing))
+            return None
+        log.info("resuming with the trained discriminators from %s", directory / "checkpoints")
+        return {name: load_model(path) for name, path in paths.items()}
 
     def evaluate(self, model) -> dict:
         """val_l1 (paired validation data) or val_cycle_l1, and the FCN-score of the held-out
@@ -281,13 +318,27 @@ class GenerationTask(TrainingTask):
         else:
             back = np.asarray(model.inverse.predict(fake, batch_size=self.recipe.training.batch_size, verbose=0))
             metrics = {"val_cycle_l1": float(np.mean(np.abs(back - to_unit_range(self.val_set.a[:count]))))}
-        judge = self.recipe.evaluation.judge
-        if judge and not Path(judge).is_file():
-            log.warning("no FCN-score: the judge %s does not exist (train it first, e.g. `edgecnn train shapes_judge "
-                        "--out %s`)", judge, Path(judge).parent)
-        elif judge and self.val_set.labels is not None and self.val_set.paired:
-            from edgecnn.generation_evaluation import generation_metrics
+        judge = self._judge()
+        if judge is not None:
+            from edgecnn.generation_evaluation import fcn_metrics
 
-            scores = generation_metrics(from_unit_range(fake), self.val_set, judge)
+            scores = fcn_metrics(from_unit_range(fake), self.val_set, judge)
             metrics.update({key: value for key, value in scores.items() if "fcn" in key})
         return metrics
+
+    def _judge(self):
+        """The recipe's FCN-score judge, opened at the first evaluation and kept for the later
+        stages (opened after the float training, so it leaves the training's random stream alone);
+        None when the recipe names none, it is missing, or the held-out data has no class labels."""
+        path = self.recipe.evaluation.judge
+        if not path or self.val_set.labels is None or not self.val_set.paired:
+            return None
+        if self.opened_judge is None:
+            if not Path(path).is_file():
+                log.warning("no FCN-score: the judge %s does not exist (train it first, e.g. `edgecnn train "
+                            "shapes_judge --out %s`)", path, Path(path).parent)
+                return None
+            from edgecnn.generation_evaluation import open_judge
+
+            self.opened_judge = open_judge(path)
+        return self.opened_judge

@@ -26,6 +26,10 @@ class TrainingTask:
         """Models besides model.keras worth keeping after training (none by default)."""
         return []
 
+    def restore_extras(self, directory: Path) -> None:
+        """Told when a resumed run skips its finished float stage: what ``save_extras`` kept in
+        ``directory`` may be read back for the later stages (nothing by default)."""
+
     def checkpoint_callbacks(self, directory: Path) -> list:
         """Best (by ``monitor``) and last checkpoints of the deliverable model, written atomically.
         After a resume the best so far comes from the float stage's history, so a worse epoch

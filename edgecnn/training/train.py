@@ -262,6 +262,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     try:
         if resume and _finished(directory, "train", "model.keras", recipe.training.epochs):
             log.info("float training finished earlier: loading %s", directory / "model.keras")
+            task.restore_extras(directory)
             with strategy.scope():
                 model = task.compile(load_model(directory / "model.keras"), build_optimizer(recipe, steps))
             history = read_history(directory / "logs" / "train_history.csv")
