@@ -8,7 +8,7 @@ converts each generator to fp16 (from model.keras) and int8 (from the QAT model_
 one JSON line per recipe: for the Keras model and both files the L1 to the held-out pictures and
 the FCN-score beside the real pictures' (`edgecnn eval --judge`), whether the fp16 file ran fully
 on the GPU accelerator (its conversion report; SwiftShader here: compatibility, not speed), and
-`edgecnn benchmark` invoke and pipeline p50 of each file on the CPU. ``--picture`` writes held-out examples:
+`edgecnn benchmark` invoke and pipeline p50 of each file on the CPU (fp16 and int8 taking turns). ``--picture`` writes held-out examples:
 input, each generator's output, target.
 """
 
@@ -51,13 +51,22 @@ def converted(directory: Path, target: str) -> tuple[Path, dict]:
     return out, json.loads(report_path.read_text())
 
 
-def latency_p50(path: Path, runs: int = 200) -> tuple[float, float]:
-    """`edgecnn benchmark` on the CPU: invoke p50 and whole-pipeline p50 (a 640x480 frame resized
-    in, the picture resized back out), ms."""
-    completed = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "benchmark", str(path), "--accelerator",
-                                "cpu", "--runs", str(runs), "--json"], capture_output=True, text=True, check=True)
-    result = json.loads(completed.stdout)
-    return result["invoke_ms"]["p50"], result["pipeline_ms"]["p50"]
+def latency_p50s(paths: list[Path], rounds: int = 6, runs: int = 100) -> list[tuple[float, float]]:
+    """`edgecnn benchmark` on the CPU, the files taking turns (``rounds`` times ``runs`` invokes
+    each, so they see the same machine load): per file the median over rounds of the invoke p50
+    and the whole-pipeline p50 (a 640x480 frame resized in, the picture resized back out; an
+    edges -> photo file also draws the frame's edges), ms."""
+    invoke: dict[Path, list[float]] = {path: [] for path in paths}
+    pipeline: dict[Path, list[float]] = {path: [] for path in paths}
+    for _ in range(rounds):
+        for path in paths:
+            completed = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "benchmark", str(path),
+                                        "--accelerator", "cpu", "--runs", str(runs), "--json"],
+                                       capture_output=True, text=True, check=True)
+            result = json.loads(completed.stdout)
+            invoke[path].append(result["invoke_ms"]["p50"])
+            pipeline[path].append(result["pipeline_ms"]["p50"])
+    return [(float(np.median(invoke[path])), float(np.median(pipeline[path]))) for path in paths]
 
 
 def held_out(directory: Path) -> str:
@@ -75,13 +84,18 @@ def measure(recipe: str, runs: Path, judge: Path, timed: bool = True) -> dict:
     data = held_out(directory)  # the edges setting comes from the recipe.yaml beside each file
     row: dict = {"recipe": recipe, "data": data}
     scores = {"keras": edgecnn.evaluate(directory / "model.keras", data, judge=judge)}
+    files = []
     for target in ("fp16", "int8"):
         path, report = converted(directory, target)
+        files.append(path)
         scores[target] = edgecnn.evaluate(path, data, judge=judge)
         row[f"{target}_bytes"] = report["size_bytes"]
         row[f"{target}_gpu_fully_accelerated"] = report["gpu"].get("fully_accelerated")
-        if timed:
-            row[f"{target}_invoke_p50_ms"], row[f"{target}_pipeline_p50_ms"] = latency_p50(path)
+    if timed:
+        (fp16_invoke, fp16_pipeline), (int8_invoke, int8_pipeline) = latency_p50s(files)
+        row.update({"fp16_invoke_p50_ms": fp16_invoke, "fp16_pipeline_p50_ms": fp16_pipeline,
+                    "int8_invoke_p50_ms": int8_invoke, "int8_pipeline_p50_ms": int8_pipeline,
+                    "int8_over_fp16_invoke": round(int8_invoke / fp16_invoke, 3)})
     for name, metrics in scores.items():
         row[name] = {key: round(metrics[key], 4) for key in KEYS if key in metrics}
     return row
