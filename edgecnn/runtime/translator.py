@@ -73,11 +73,12 @@ class Translator:
         rgb = as_rgb8(image)
         height, width, channels = self.size
         resized = resize(rgb, width, height)
-        drawn = None
-        if self.takes_edges and self.edges != "given" and (self.edges == "draw" or not is_line_drawing(resized)):
-            resized = drawn = canny_edges(resized)  # at the model's size, as the training pairs were made
         if channels == 1:
             resized = resized.mean(axis=2, keepdims=True)
+        drawn = None
+        if self.takes_edges and self.edges != "given" and (self.edges == "draw" or not is_line_drawing(resized)):
+            # at the model's size and channel count, as the training pairs were made
+            resized = drawn = canny_edges(resized.astype(np.uint8))
         batch = (resized[None].astype(np.float32) * self.scale + self.offset).astype(np.float32)
         invoke_start = time.perf_counter()
         output = self.runner(batch)[0][0]
