@@ -14,7 +14,7 @@ import edgecnn
 from edgecnn.cli.main import main
 from edgecnn.data.translation import SHAPES_PALETTE, load_translation_samples
 from edgecnn.errors import EdgeCNNError
-from edgecnn.generation_evaluation import open_judge
+from edgecnn.generation_evaluation import keras_generate, open_judge
 from edgecnn.runtime.edges import canny_edges
 
 SIZE = (32, 32, 3)
@@ -181,7 +181,6 @@ def test_generator_qat_with_the_recipes_judge_and_edges(tmp_path, capsys):
     scored = json.loads(capsys.readouterr().out)
     edges_input = load_translation_samples("builtin:shapes", SIZE, "val", 8, edges=True)
     generator = edgecnn.load_model(tmp_path / "run" / "model.keras")
-    from edgecnn.generation_evaluation import keras_generate
 
     expected_l1 = np.abs(keras_generate(generator, edges_input.a).astype(np.float32) / 127.5
                          - edges_input.b.astype(np.float32) / 127.5).mean()
@@ -274,3 +273,29 @@ def test_a_resumed_cyclegan_fine_tunes_against_its_trained_companions(tmp_path, 
              "discriminator_b": tmp_path / "run" / "checkpoints" / "discriminator_b.keras"}
     for name, path in saved.items():
         assert all(np.array_equal(a, b) for a, b in zip(at_qat_start[name], load_model(path).get_weights())), name
+
+
+def test_distilling_qat_stays_with_the_float_generator(tmp_path):
+    """optimization.qat.objective: distill fine-tunes the quantize-aware generator towards the
+    float generator's pictures: after the same QAT epochs at a high learning rate it is closer to
+    the float model than QAT with the GAN objective; other tasks refuse the setting."""
+    from edgecnn.export.keras_io import load_model
+    from edgecnn.training.recipe import load_recipe
+    from edgecnn.training.train import train
+
+    data = load_translation_samples("builtin:painted_shapes", SIZE, "val", 16)
+    settings = ["model.name=test_pix2pix", "model.overrides={}", "data.input_size=[32,32,3]", "data.limit=32",
+                "training.epochs=1", "optimization.qat.epochs=2", "optimization.qat.learning_rate=0.003",
+                "evaluation.judge=null"]
+    distance = {}
+    for objective in ("task", "distill"):
+        run = tmp_path / objective
+        metrics = train(load_recipe("shapes_pix2pix", [*settings, f"optimization.qat.objective={objective}"]), run)
+        assert ("d_loss" in metrics["stages"]["qat"]["history"][0]) == (objective == "task")
+        float_pictures = keras_generate(load_model(run / "model.keras"), data.a).astype(np.float32)
+        qat_pictures = keras_generate(load_model(run / "model_qat.h5"), data.a).astype(np.float32)
+        distance[objective] = float(np.abs(qat_pictures - float_pictures).mean())
+    assert distance["distill"] < 0.5 * distance["task"], distance
+    with pytest.raises(EdgeCNNError, match="generation recipes only"):
+        train(load_recipe("digits_vgg", ["optimization.qat.enabled=true", "optimization.qat.objective=distill"]),
+              tmp_path / "digits")

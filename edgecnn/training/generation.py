@@ -18,7 +18,8 @@ Validation reports ``val_l1``, the mean absolute error in [-1, 1] between genera
 targets, when the validation data is paired, else ``val_cycle_l1`` (A -> B -> A); with a judge
 (``evaluation.judge``) also the FCN-score (``edgecnn.generation_evaluation``). The QAT stage
 fine-tunes the quantize-aware generator with the same objective against the trained
-discriminators; pruning is not offered (not measured for generators).
+discriminators, or (``optimization.qat.objective: distill``) with the L1 distance to the float
+generator's pictures; pruning is not offered (not measured for generators).
 """
 
 from __future__ import annotations
@@ -108,6 +109,34 @@ def _trainer_classes():
             a, b = data
             return self._averaged({"l1": mean_abs(b, self.generator(a, training=False))})
 
+    class DistillTrainer(_Averaged):
+        """QAT by distillation: the quantize-aware generator learns to draw what the float one
+        (``teacher``, frozen) draws; no discriminator, so nothing moves it away from float."""
+
+        def __init__(self, generator, teacher, paired: bool) -> None:
+            super().__init__(("loss", "l1" if paired else "float_l1"), name="distill_trainer")
+            self.generator, self.teacher, self.paired = generator, teacher, paired
+
+        def call(self, inputs, training=False):
+            return self.generator(inputs, training=training)
+
+        def train_step(self, data):
+            a, _ = data
+            target = self.teacher(a, training=False)
+            with tf.GradientTape() as tape:
+                loss = mean_abs(target, self.generator(a, training=True))
+                share = per_replica(loss)  # inside the tape, or it has no gradient
+            self.optimizer.apply_gradients(zip(tape.gradient(share, self.generator.trainable_variables),
+                                               self.generator.trainable_variables))
+            return self._averaged({"loss": loss})
+
+        def test_step(self, data):
+            a, b = data
+            fake = self.generator(a, training=False)
+            if self.paired:
+                return self._averaged({"l1": mean_abs(b, fake)})
+            return self._averaged({"float_l1": mean_abs(self.teacher(a, training=False), fake)})
+
     class CycleGANTrainer(_Averaged):
         def __init__(self, generator, inverse, discriminator_a, discriminator_b, discriminator_optimizer,
                      paired_validation: bool) -> None:
@@ -154,13 +183,14 @@ def _trainer_classes():
                 return self._averaged({"l1": mean_abs(b, fake_b)})
             return self._averaged({"cycle_l1": mean_abs(a, self.inverse(fake_b, training=False))})
 
-    return Pix2PixTrainer, CycleGANTrainer
+    return Pix2PixTrainer, CycleGANTrainer, DistillTrainer
 
 
 class GenerationTask(TrainingTask):
     """The generation side of `edgecnn train` (see ``edgecnn.training.train``)."""
 
     mode = "min"
+    distills = True
 
     def __init__(self, recipe) -> None:
         super().__init__(recipe)
@@ -171,6 +201,7 @@ class GenerationTask(TrainingTask):
         self.companions_distributed = False
         self.opened_judge = None  # the FCN-score judge, opened at the first evaluation
         self.saved_run = None  # a resumed run's directory, whose saved companions compile() reads
+        self.float_generator = None  # the last float generator compiled: a distilling QAT stage's teacher
         if recipe.training.loss not in ("cross_entropy", *OBJECTIVES):  # cross_entropy: the schema's default
             raise EdgeCNNError(f"training.loss '{recipe.training.loss}' is not a generation objective.",
                                f"Choose one of: {', '.join(OBJECTIVES)}.")
@@ -240,9 +271,10 @@ class GenerationTask(TrainingTask):
         made once and kept, so the QAT stage fine-tunes the quantize-aware generator against the
         discriminator the training stage trained (a run resumed past that stage reads them from
         its checkpoints/; a run under a distribution strategy starts fresh ones)."""
-        pix2pix_trainer, cyclegan_trainer = _trainer_classes()
+        pix2pix_trainer, cyclegan_trainer, distill_trainer = _trainer_classes()
         optimizer, discriminator_optimizer = self._adam_pair(optimizer)
         from edgecnn._keras import tf
+        from edgecnn.export.convert import is_quantization_aware
 
         # a discriminator made under a tf.distribute strategy and reused by a second trainer fails
         # in Adam's update (TypeError on a MirroredVariable, measured with --strategy mirrored):
@@ -253,7 +285,11 @@ class GenerationTask(TrainingTask):
             self.companions = self._new_companions(model)
             self.companions_distributed = tf.distribute.has_strategy()
         parts = self.companions
-        if self.objective == "pix2pix":
+        if not is_quantization_aware(model):
+            self.float_generator = model  # the teacher of a distilling QAT stage
+        if is_quantization_aware(model) and self.recipe.optimization.qat.objective == "distill":
+            trainer = distill_trainer(model, self.float_generator, self.val_set.paired)
+        elif self.objective == "pix2pix":
             trainer = pix2pix_trainer(model, parts["discriminator"], discriminator_optimizer)
         else:
             trainer = cyclegan_trainer(model, parts["inverse"], parts["discriminator_a"], parts["discriminator_b"],
@@ -316,7 +352,8 @@ class GenerationTask(TrainingTask):
         if self.val_set.paired:
             metrics = {"val_l1": float(np.mean(np.abs(fake - to_unit_range(self.val_set.b[:count]))))}
         else:
-            back = np.asarray(model.inverse.predict(fake, batch_size=self.recipe.training.batch_size, verbose=0))
+            inverse = self.companions["inverse"]  # a distilling trainer has none of its own
+            back = np.asarray(inverse.predict(fake, batch_size=self.recipe.training.batch_size, verbose=0))
             metrics = {"val_cycle_l1": float(np.mean(np.abs(back - to_unit_range(self.val_set.a[:count]))))}
         judge = self._judge()
         if judge is not None:

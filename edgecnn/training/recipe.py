@@ -73,6 +73,9 @@ class QATSection:
     enabled: bool = False
     epochs: int = 2
     learning_rate: float = 1e-4
+    # task: fine-tune with the training objective; distill (generators): with the L1 distance to
+    # the float model's pictures, so QAT only learns to live with int8
+    objective: str = "task"
 
 
 @dataclass
@@ -117,6 +120,7 @@ CHOICES = {
     "training.loss": ("cross_entropy", "svm", "dice", "cross_entropy+dice", "pix2pix", "cyclegan"),
     "optimization.pruning.schedule": ("polynomial", "constant"),
     "optimization.pruning.structure": ("unstructured", "2:4"),
+    "optimization.qat.objective": ("task", "distill"),
     "task": ("classification", "detection", "segmentation", "instance_segmentation", "generation"),
 }
 

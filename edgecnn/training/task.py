@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgecnn.errors import EdgeCNNError
+
 
 class TrainingTask:
     """One task's side of training. ``monitor``/``mode`` choose the best checkpoint."""
 
     monitor, mode = "val_loss", "min"
+    distills = False  # whether the QAT stage can distil from the float model (optimization.qat.objective)
 
     def __init__(self, recipe) -> None:
         self.recipe = recipe
         self.size = tuple(recipe.data.input_size)
+        if recipe.optimization.qat.objective == "distill" and not self.distills:
+            raise EdgeCNNError(f"optimization.qat.objective 'distill' is available for generation recipes only, not "
+                               f"{recipe.task}.", "Leave it at 'task' (fine-tune with the training objective).")
 
     def start_stage(self, stage: str, epochs_done: int) -> None:
         """Told before each fit: the stage (train, prune, qat) and how many of its epochs a
