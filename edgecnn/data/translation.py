@@ -25,6 +25,7 @@ sees padding would learn to paint it. Arrays are uint8 RGB; ``to_unit_range`` ma
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,7 +236,7 @@ def write_pairs(data: TranslationSet, out: str | Path) -> Path:
     # pictures from the subfolders of folder:DIR keep their folders in the name (sub/1.jpg ->
     # sub__1.png), so sub/1.jpg and 1.jpg do not write one file
     stems = ["__".join(Path(name).with_suffix("").parts) for name in data.names_a]
-    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    clashes = sorted(stem for stem, count in Counter(stems).items() if count > 1)
     if clashes:
         raise EdgeCNNError(f"Several pictures would be written as {', '.join(clashes[:5])}.png (one name, different "
                            "file types or folders).", "Rename them so that each has a name of its own.")

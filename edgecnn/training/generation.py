@@ -285,9 +285,10 @@ class GenerationTask(TrainingTask):
             self.companions = self._new_companions(model)
             self.companions_distributed = tf.distribute.has_strategy()
         parts = self.companions
-        if not is_quantization_aware(model):
+        quantized = is_quantization_aware(model)
+        if not quantized:
             self.float_generator = model  # the teacher of a distilling QAT stage
-        if is_quantization_aware(model) and self.recipe.optimization.qat.objective == "distill":
+        if quantized and self.recipe.optimization.qat.objective == "distill":
             trainer = distill_trainer(model, self.float_generator, self.val_set.paired)
         elif self.objective == "pix2pix":
             trainer = pix2pix_trainer(model, parts["discriminator"], discriminator_optimizer)
@@ -307,32 +308,28 @@ class GenerationTask(TrainingTask):
         fine-tunes (QAT) against them, as an uninterrupted run does."""
         from edgecnn.export.keras_io import save_model
 
-        saved = [save_model(part, directory / "checkpoints" / f"{name}.keras")
-                 for name, part in self._companions_of(model).items() if name != "inverse"]
-        if self.objective == "cyclegan":
-            saved.append(save_model(model.inverse, directory / "model_b_to_a.keras"))
-        return saved
+        return [save_model(getattr(model, name), path) for name, path in self._companion_paths(directory).items()]
 
     def restore_extras(self, directory: Path) -> None:
         # read at the next compile(), where it is known whether a strategy is in use; the fresh
         # companions of the first compile (before the run knew it would skip float training) go
         self.saved_run, self.companions = directory, None
 
-    def _companions_of(self, trainer) -> dict:
+    def _companion_paths(self, directory: Path) -> dict[str, Path]:
+        """Where ``save_extras`` keeps each companion, by its name in ``companions`` (and on the
+        trainer): discriminators in checkpoints/, CycleGAN's B -> A generator beside model.keras."""
         if self.objective == "pix2pix":
-            return {"discriminator": trainer.discriminator}
-        return {"inverse": trainer.inverse, "discriminator_a": trainer.discriminator_a,
-                "discriminator_b": trainer.discriminator_b}
+            return {"discriminator": directory / "checkpoints" / "discriminator.keras"}
+        return {"inverse": directory / "model_b_to_a.keras",
+                "discriminator_a": directory / "checkpoints" / "discriminator_a.keras",
+                "discriminator_b": directory / "checkpoints" / "discriminator_b.keras"}
 
     def _saved_companions(self, directory: Path) -> dict | None:
         """The companions ``save_extras`` wrote, or None (with a warning) where one is missing:
         runs from before they were saved start the later stages with fresh ones."""
         from edgecnn.export.keras_io import load_model
 
-        names = ["discriminator"] if self.objective == "pix2pix" else ["discriminator_a", "discriminator_b"]
-        paths = {name: directory / "checkpoints" / f"{name}.keras" for name in names}
-        if self.objective == "cyclegan":
-            paths["inverse"] = directory / "model_b_to_a.keras"
+        paths = self._companion_paths(directory)
         missing = [str(path) for path in paths.values() if not path.is_file()]
         if missing:
             log.warning("resuming without the trained %s (%s missing): the later stages start them afresh",
