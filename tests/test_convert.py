@@ -53,7 +53,8 @@ def test_convert_every_target_with_report_and_metadata(capsys, tmp_path, digits_
     code, out, report, captured = _convert(capsys, model_path, target, tmp_path)
     assert code == 0, captured.err
     assert json.loads(captured.out) == report  # --json prints exactly the report
-    for field in ("target", "size_bytes", "gzip_bytes", "ops", "builtin_only", "gpu", "parity", "latency_ms"):
+    for field in ("target", "size_bytes", "gzip_bytes", "ops", "builtin_only", "gpu", "parity", "latency_ms",
+                  "consistency"):
         assert field in report, field
     assert report["target"] == target and report["builtin_only"] is True
     assert report["size_bytes"] == out.stat().st_size and report["gzip_bytes"] < report["size_bytes"]
@@ -69,8 +70,10 @@ def test_convert_every_target_with_report_and_metadata(capsys, tmp_path, digits_
 
     data = out.read_bytes()
     metadata = read_metadata(data)
-    assert metadata.task == "classification" and metadata.labels == tuple(str(d) for d in range(10))
-    assert metadata.input.size == SIZE and metadata.target == target
+    assert metadata.task == "classification" and metadata.input.size == SIZE and metadata.target == target
+    # a model file outside a training run has no labels: the calibration data's names are not the classes
+    assert metadata.labels is None and metadata.label_source == "none"
+    assert report["consistency"]["ok"] and {c["check"] for c in report["consistency"]["checks"]} >= {"labels", "input"}
 
     engine = load_engine(data)  # the file still loads in stock LiteRT, metadata and all
     expected_dtype = np.int8 if target == "int8-io" else np.float32

@@ -298,3 +298,36 @@ def test_mediapipe_stretches_non_square_frames_where_edgecnn_letterboxes(mediapi
                 scores += list(iou_matrix(their_boxes, mine).max(1)) if len(mine) else [0.0] * len(their_boxes)
     assert len(stretched) >= 3
     assert np.median(stretched) >= 0.85 and np.median(stretched) > np.median(letterboxed) + 0.2
+
+
+@pytest.mark.network
+def test_mediapipe_runs_files_without_labels_and_fails_on_labels_that_do_not_fit(mediapipe, tmp_path):
+    """Where no labels are known the standard metadata carries none, and MediaPipe Tasks runs the
+    file with index-only categories: classify, detect and segment. A label list of another length
+    (written around `edgecnn convert`, which refuses it) opens, then fails at the first frame:
+    what the refusal prevents."""
+    from dataclasses import replace
+
+    from edgecnn.export.metadata import write_metadata
+
+    images = _save(_shapes(64, 2), tmp_path / "in")
+    made = {"classification": edgecnn.create_model("test_vgg", num_classes=5, input_shape=(64, 64, 3)),
+            "detection": edgecnn.create_model("test_yolo", num_classes=4),
+            "segmentation": edgecnn.create_model("test_unet", input_shape=(64, 64, 3))}
+    for task, model in made.items():
+        report = edgecnn.convert(model, "fp32", out=tmp_path / f"{task}.tflite", task=task, samples=1)
+        assert report.metadata.labels is None and associated_files(report.flatbuffer) == {}
+        answer = run_mediapipe(tmp_path / f"{task}.tflite", task, images, score_threshold=0.0, max_results=3,
+                               out_dir=tmp_path, python=mediapipe)
+        assert answer["opened"] and len(answer["results"]) == 2, answer
+        if task == "classification":
+            assert all(len(r) == 3 and all(c["label"] in (None, "") for c in r) for r in answer["results"])
+        elif task == "detection":
+            assert all(r and all(d["label"] in (None, "") for d in r) for r in answer["results"])
+        else:
+            assert all(np.load(mask).size == 64 * 64 for mask in answer["results"])
+    report = edgecnn.convert(made["classification"], "fp32", labels=[f"class {k}" for k in range(5)], samples=1)
+    (tmp_path / "misfit.tflite").write_bytes(write_metadata(report.flatbuffer,
+                                                            replace(report.metadata, labels=("a", "b", "c"))))
+    answer = run_mediapipe(tmp_path / "misfit.tflite", "classification", images, python=mediapipe)
+    assert answer["opened"] and answer["results"] == [] and "(5 vs. 3)" in answer["run_error"], answer

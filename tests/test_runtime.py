@@ -21,12 +21,13 @@ from edgecnn.cli.main import main
 
 @pytest.fixture(scope="module")
 def classifier_file(tmp_path_factory) -> Path:
-    """A tiny classifier converted with metadata (labels from digits)."""
+    """A tiny classifier converted with metadata (labels: the digits)."""
     directory = tmp_path_factory.mktemp("runtime")
     edgecnn.create_model("test_vgg", input_shape=(32, 32, 3), num_classes=10).save(directory / "model.keras")
     out = directory / "model.tflite"
+    (directory / "digits.txt").write_text("".join(f"{digit}\n" for digit in range(10)))
     assert main(["convert", str(directory / "model.keras"), "--target", "fp32", "--out", str(out),
-                 "--calibration", "builtin:digits", "--samples", "2"]) == 0
+                 "--calibration", "builtin:digits", "--samples", "2", "--labels", str(directory / "digits.txt")]) == 0
     return out
 
 

@@ -96,6 +96,7 @@ def test_train_writes_every_output_and_runs_the_stages(tmp_path, capsys):
     assert main(["convert", str(out / "model_qat.h5"), "--target", "int8", "--out", str(out / "m.tflite")]) == 0
     metadata = read_metadata((out / "m.tflite").read_bytes())
     assert metadata.recipe["model"]["name"] == "test_vgg" and metadata.labels == tuple(str(d) for d in range(10))
+    assert metadata.label_source == "training run" and (out / "labels.txt").read_text().split() == list(metadata.labels)
 
 
 class _Terminal(io.StringIO):

@@ -34,9 +34,6 @@ def read_labels(path: str | None) -> list[str] | None:
     """Class names from a text file, one per line; None when no file is given."""
     if not path:
         return None
-    from pathlib import Path
+    from edgecnn.runtime.metadata import read_labels as read_label_file
 
-    file = Path(path)
-    if not file.is_file():
-        raise EdgeCNNError(f"Labels file '{file}' does not exist.", "Give a text file with one class name per line.")
-    return [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    return read_label_file(path)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.consistency import problems
 from edgecnn.runtime.metadata import ModelMetadata
 
 log = logging.getLogger("edgecnn.export")
@@ -34,6 +35,7 @@ class ConversionReport:
     parity: dict[str, Any]
     latency_ms: float
     latency: dict[str, Any]
+    consistency: dict[str, Any]
     metadata: ModelMetadata
     flatbuffer: bytes = field(repr=False)
 
@@ -41,7 +43,7 @@ class ConversionReport:
         return {"output": self.output, "source": self.source, "target": self.target, "size_bytes": self.size_bytes,
                 "gzip_bytes": self.gzip_bytes, "ops": self.ops, "builtin_only": self.builtin_only, "gpu": self.gpu,
                 "parity": self.parity, "latency_ms": self.latency_ms, "latency": self.latency,
-                "metadata": self.metadata.to_dict()}
+                "consistency": self.consistency, "metadata": self.metadata.to_dict()}
 
 
 def convert(model_or_path, target: str, out: str | os.PathLike | None = None, calibration: str | None = None, *,
@@ -53,7 +55,10 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     with Keras, ops, GPU accelerator, CPU latency) and write it to ``out`` (atomically; nothing is
     written when it fails). ``calibration`` is a DATA spec (e.g. ``builtin:digits``) for int8
     ranges and parity samples; a file next to the ``recipe.yaml`` of `edgecnn train` takes its
-    data and task from it. ``trust``: allow loading a model file whose layers hold Python code.
+    data and task from it. ``labels``: the class names in output order; by default those of the
+    training run the file belongs to, else none (classes named by index): calibration data never
+    names the classes. A list of the wrong length is refused. ``trust``: allow loading a model
+    file whose layers hold Python code.
 
     >>> report = edgecnn.convert("runs/digits/model_qat.h5", "int8", out="model_int8.tflite")  # doctest: +SKIP
     >>> report.size_bytes, report.parity["top1_agreement"]                                     # doctest: +SKIP
@@ -77,6 +82,7 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     from edgecnn.models.fast_rcnn import is_fast_rcnn, random_proposals
     from edgecnn.models.faster_rcnn import deployment_model, is_faster_rcnn
     from edgecnn.models.rcnn import is_rcnn, rcnn_deployment_model
+    from edgecnn.runtime.inspection import inspect_model
 
     source, recipe = "the Keras model in memory", None
     if isinstance(model_or_path, (str, os.PathLike)):
@@ -104,13 +110,17 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
         model = rcnn_deployment_model(model)  # the softmax head only fine-tuned the CNN
     takes_proposals = task == "detection" and is_fast_rcnn(model)
     size = tuple(int(d) for d in (model.input_shape[0] if takes_proposals else model.input_shape)[1:])
-    class_names, calibration_images = None, None
+    label_source = "argument" if labels else "none"
+    if not labels and recipe is not None:
+        labels, label_source = _run_labels(Path(model_or_path), recipe, size, task), "training run"
+    _require_fitting_labels(labels, label_source, metadata_for(model, task))
+    calibration_images = None
     if calibration:
         from edgecnn.data.samples import load_input_samples
 
         log.info(f"loading samples from {calibration}")
         edges = bool(recipe is not None and recipe.data.edges)  # an edges -> photo generator's inputs
-        parity_samples, class_names = load_input_samples(calibration, size, samples, "val", task, edges)
+        parity_samples, _ = load_input_samples(calibration, size, samples, "val", task, edges)
         if spec.needs_calibration:
             calibration_images, _ = load_input_samples(calibration, size, calibration_samples, "train", task, edges)
         sample_source = f"{len(parity_samples)} samples of {calibration}"
@@ -136,10 +146,16 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     flatbuffer, device_head = (flatbuffer, False) if two_stage or takes_proposals or warps_regions \
         else add_device_heads(flatbuffer, task)
     _require_loads(flatbuffer, target, out, calibration, calibration_images, threads)
-    metadata = metadata_for(model, task, labels or class_names, target,
+    metadata = metadata_for(model, task, labels, target,
                             Path(source).name if isinstance(model_or_path, (str, os.PathLike)) else None,
-                            recipe.to_dict() if recipe is not None else None, device_head)
+                            recipe.to_dict() if recipe is not None else None, device_head,
+                            label_source if labels else "none")
     flatbuffer = write_metadata(flatbuffer, metadata)
+    consistency = inspect_model(flatbuffer)["consistency"]  # the bytes that are written
+    if not consistency["ok"]:
+        raise EdgeCNNError(f"The converted file disagrees with itself ({'; '.join(problems(consistency))}); "
+                           f"{'not written to ' + str(out) if out is not None else 'not returned'}.",
+                           "Report it with the model and the command: every edgecnn file must pass these checks.")
     if out is not None:
         atomic_write_bytes(out, flatbuffer)
         log.info(f"wrote {out} ({len(flatbuffer):,} bytes); verifying (parity, ops, GPU, latency)")
@@ -147,7 +163,7 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     figures = build_report(flatbuffer, model, target, parity_samples, task, sample_source, threads=threads,
                            device_head=device_head, decode=decode)
     result = ConversionReport(**figures, output=str(out) if out is not None else None, source=source,
-                              metadata=metadata, flatbuffer=flatbuffer)
+                              consistency=consistency, metadata=metadata, flatbuffer=flatbuffer)
     if report is not None:
         atomic_write_text(report, json.dumps(result.to_json(), indent=2))
     return result
@@ -166,6 +182,39 @@ def _region_decoder(model):
         return region_postprocess(proposals, class_scores, box_deltas, size, weights)
 
     return decode
+
+
+def _run_labels(model_path: Path, recipe, size: tuple[int, ...], task: str) -> list[str] | None:
+    """The class names of the training run ``model_path`` belongs to: its labels file, else (runs
+    made before it was written) the class names of the recipe's training data."""
+    from edgecnn.data.samples import load_input_samples
+    from edgecnn.runtime.metadata import read_labels
+    from edgecnn.training.recipe import RUN_LABELS
+
+    written = model_path.parent / RUN_LABELS
+    if written.is_file():
+        return read_labels(written)
+    if task == "generation":
+        return None
+    _, names = load_input_samples(recipe.data.train, size, 1, "val", task, bool(recipe.data.edges))
+    return list(names) or None
+
+
+def _require_fitting_labels(labels: list[str] | None, source: str, metadata: ModelMetadata) -> None:
+    """Refuse, before the slow conversion, class names that cannot name the model's outputs (a
+    label list of another length breaks MediaPipe at its first frame)."""
+    from edgecnn.runtime.metadata import class_count, label_mismatch
+
+    problem = label_mismatch(labels, metadata)
+    if problem is None:
+        return
+    count = class_count(metadata)
+    where = {"argument": "--labels FILE, Python: labels=",
+             "training run": "the training run's labels.txt (or its recipe's data)"}.get(source, source)
+    fix = (f"Give exactly {count} class names, one per line, in the model's class order (CLI: --labels FILE; "
+           "Python: labels=[...]), or none: the file then names its classes by index."
+           if count is not None else "Pass no labels for this model.")
+    raise EdgeCNNError(f"Cannot convert: {problem} (labels from {where}).", fix)
 
 
 def _recipe_beside(model_path: Path):

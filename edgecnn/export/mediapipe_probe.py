@@ -56,29 +56,35 @@ def main(argv: list[str]) -> int:
         return 0
     report["opened"] = True
     results = []
-    for index, path in enumerate(args.images):
-        rgb = _read(path)
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        if args.task == "classification":
-            categories = runner.classify(image).classifications[0].categories
-            results.append([{"index": c.index, "score": c.score, "label": c.category_name} for c in categories])
-        elif args.task == "detection":
-            found = []
-            for detection in runner.detect(image).detections:
-                box, best = detection.bounding_box, detection.categories[0]
-                found.append({"box": [box.origin_x, box.origin_y, box.origin_x + box.width,
-                                      box.origin_y + box.height],
-                              "score": best.score, "index": best.index, "label": best.category_name})
-            results.append(found)
-        else:
-            mask = runner.segment(image).category_mask.numpy_view().copy()
-            target = Path(args.out or ".") / f"{index}.npy"
-            np.save(target, mask)
-            results.append(str(target))
-    runner.close()  # explicitly: at interpreter exit mediapipe's own __del__ fails noisily
+    try:
+        for index, path in enumerate(args.images):
+            results.append(_run(runner, args, index, path, mp, np))
+    except Exception as error:  # opened, then failed on a frame (e.g. labels that do not fit): data too
+        report["run_error"] = f"{type(error).__name__}: {error}"
     report["results"] = results
-    print(json.dumps(report))
+    print(json.dumps(report), flush=True)  # before close(), which can fail after a failed frame
+    runner.close()  # explicitly: at interpreter exit mediapipe's own __del__ fails noisily
     return 0
+
+
+def _run(runner, args: Request, index: int, path: str, mp, np):
+    """One image through the task: its categories, detections, or the path of its category mask."""
+    rgb = _read(path)
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+    if args.task == "classification":
+        categories = runner.classify(image).classifications[0].categories
+        return [{"index": c.index, "score": c.score, "label": c.category_name} for c in categories]
+    if args.task == "detection":
+        found = []
+        for detection in runner.detect(image).detections:
+            box, best = detection.bounding_box, detection.categories[0]
+            found.append({"box": [box.origin_x, box.origin_y, box.origin_x + box.width, box.origin_y + box.height],
+                          "score": best.score, "index": best.index, "label": best.category_name})
+        return found
+    mask = runner.segment(image).category_mask.numpy_view().copy()
+    target = Path(args.out or ".") / f"{index}.npy"
+    np.save(target, mask)
+    return str(target)
 
 
 def _read(path: str):

@@ -47,7 +47,8 @@ def run_mediapipe(model: str | os.PathLike, task: str, images: list[str | os.Pat
                   python: str | None = None) -> dict[str, Any]:
     """Open ``model`` with MediaPipe's ImageClassifier / ObjectDetector / ImageSegmenter (by
     ``task``) and run it on ``images`` (.npy RGB arrays or image files). Returns the probe's
-    JSON: ``opened``, ``error`` (why it did not open) and ``results`` per image."""
+    JSON: ``opened``, ``error`` (why it did not open), ``results`` per image and ``run_error``
+    (why a frame failed after the file opened; the results then stop at that frame)."""
     if task not in TASKS:
         raise EdgeCNNError(f"MediaPipe Tasks has no task for '{task}' models.", f"It runs {', '.join(TASKS)}.")
     python = python or mediapipe_python()

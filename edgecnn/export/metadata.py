@@ -90,9 +90,10 @@ def decoding_of(model, task: str) -> dict[str, Any] | None:
 
 def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: str | None = None,
                  source_model: str | None = None, recipe: dict | None = None,
-                 device_head: bool = False) -> ModelMetadata:
+                 device_head: bool = False, label_source: str | None = None) -> ModelMetadata:
     """The metadata of a Keras model's converted file; ``device_head``: the file carries the
-    task's device head (export/device_heads.py), which changes what its first output holds."""
+    task's device head (export/device_heads.py), which changes what its first output holds;
+    ``label_source``: where ``labels`` came from (runtime.metadata.LABEL_SOURCES)."""
     from edgecnn import __version__
     from edgecnn.export.device_heads import HEADS
 
@@ -118,8 +119,8 @@ def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: 
     outputs = tuple(OutputSpec((1, *(int(d) for d in o.shape[1:])), kind, OUTPUT_RANGE.get(task))
                     for o, kind in zip(model.outputs, kinds))
     return ModelMetadata(task=task, input=spec, outputs=outputs, labels=tuple(labels) if labels else None,
-                         decoding=decoding, target=target, source_model=source_model, recipe=recipe,
-                         edgecnn_version=__version__)
+                         label_source=label_source, decoding=decoding, target=target, source_model=source_model,
+                         recipe=recipe, edgecnn_version=__version__)
 
 
 def write_metadata(data: bytes, metadata: ModelMetadata) -> bytes:

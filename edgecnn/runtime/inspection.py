@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.consistency import check_consistency, problems
 from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.metadata import read_metadata
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram, tflite_schema
@@ -20,7 +21,8 @@ from edgecnn.runtime.standard_metadata import TASK_NAMES, associated_files, read
 def inspect_model(model: str | os.PathLike | bytes) -> dict[str, Any]:
     """A description of ``model`` (path or bytes): size, inputs and outputs (shape, dtype,
     quantization), signatures, op histogram, builtin-only, the flatbuffer's metadata entries,
-    edgecnn's metadata, the standard TFLite Model Metadata (decoded) and the files packed with it."""
+    edgecnn's metadata, the standard TFLite Model Metadata (decoded), the files packed with it,
+    and whether they agree with the tensors (``consistency``)."""
     data = read_model_bytes(model)
     structure = _structure(data)
     ops = op_histogram(data)
@@ -38,6 +40,7 @@ def inspect_model(model: str | os.PathLike | bytes) -> dict[str, Any]:
         "edgecnn_metadata": edgecnn_metadata.to_dict() if edgecnn_metadata else None,
         "standard_metadata": standard,
         "associated_files": {name: len(content) for name, content in files.items()},
+        "consistency": check_consistency(structure["inputs"], structure["outputs"], edgecnn_metadata, standard, files),
     }
 
 
@@ -109,7 +112,8 @@ def format_inspection(report: dict[str, Any]) -> str:
              + ", ".join(f"{name} x{count}" for name, count in report["ops"].items()),
              f"metadata        {', '.join(f'{k} ({v:,} bytes)' for k, v in report['metadata_entries'].items()) or 'none'}",
              "edgecnn         " + (_edgecnn_line(edgecnn_metadata) if edgecnn_metadata else "no edgecnn metadata"),
-             "standard        " + _standard_line(report["standard_metadata"], report["associated_files"])]
+             "standard        " + _standard_line(report["standard_metadata"], report["associated_files"]),
+             "consistency     " + _consistency_line(report["consistency"])]
     if "mediapipe" in report:
         mediapipe = report["mediapipe"]
         if not mediapipe["checked"]:
@@ -143,9 +147,18 @@ def _standard_line(standard: dict[str, Any] | None, files: dict[str, int]) -> st
     return "\n                ".join(parts)
 
 
+def _consistency_line(consistency: dict[str, Any]) -> str:
+    if consistency["ok"]:
+        names = dict.fromkeys(check["check"] for check in consistency["checks"])
+        return f"ok ({len(consistency['checks'])} checks: {', '.join(names) or 'nothing to check'})"
+    return "\n                ".join(f"PROBLEM {line}" for line in problems(consistency)) \
+        + "\n                (MediaPipe Tasks fails on such a file; convert it again with edgecnn convert)"
+
+
 def _edgecnn_line(metadata: dict[str, Any]) -> str:
     spec = metadata["input"]
     normalization = spec["normalization"]
-    return (f"task {metadata['task']}, target {metadata['target']}, {len(metadata['labels'] or [])} labels, "
+    source = f" ({metadata['label_source']})" if metadata.get("label_source") else ""
+    return (f"task {metadata['task']}, target {metadata['target']}, {len(metadata['labels'] or [])} labels{source}, "
             f"input {'x'.join(str(d) for d in spec['size'])} {spec['color']} = pixel * {normalization['scale']:.6g} "
             f"+ {normalization['offset']:g}, schema version {metadata['schema_version']}")

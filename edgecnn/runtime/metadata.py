@@ -11,7 +11,9 @@ benchmarks read it. Reading needs neither TensorFlow nor a runtime's schema modu
 from __future__ import annotations
 
 import json
+import os
 import struct
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -22,6 +24,8 @@ METADATA_NAME = "edgecnn"
 # 2: the typed schema (ModelMetadata); version-1 documents have the same fields and read alike
 SCHEMA_VERSION = 2
 TASKS = ("classification", "detection", "segmentation", "instance_segmentation", "generation")
+# where a file's labels came from (ModelMetadata.label_source); "none": classes are named by index
+LABEL_SOURCES = ("argument", "training run", "none")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class ModelMetadata:
     input: InputSpec
     outputs: tuple[OutputSpec, ...] = ()
     labels: tuple[str, ...] | None = None
+    label_source: str | None = None  # one of LABEL_SOURCES; None in files of earlier versions
     decoding: dict[str, Any] | None = None
     target: str | None = None
     source_model: str | None = None
@@ -107,9 +112,63 @@ def require_task(metadata: ModelMetadata | None, task: str) -> None:
                            "Open it with edgecnn.runtime.open(path), which picks the pipeline from the metadata.")
 
 
+def class_count(metadata: ModelMetadata | None) -> int | None:
+    """How many classes the file's outputs score, which is how many labels it needs: a
+    classifier's outputs, a detector's scores (background not counted), a segmenter's channels;
+    None for generators and files without metadata."""
+    if metadata is None:
+        return None
+    if metadata.task in ("detection", "instance_segmentation"):
+        count = (metadata.decoding or {}).get("num_classes")
+        return int(count) if count else None
+    if metadata.task in ("classification", "segmentation") and metadata.outputs:
+        return int(metadata.outputs[0].shape[-1])
+    return None
+
+
+def label_mismatch(labels, metadata: ModelMetadata | None) -> str | None:
+    """Why ``labels`` cannot name the classes of ``metadata``'s outputs, or None when they can."""
+    count = class_count(metadata)
+    if not labels:
+        return None
+    if count is None:
+        task = metadata.task if metadata is not None else "unknown"
+        return f"{len(labels)} labels given, but the model's task ({task}) has no class outputs"
+    if len(labels) != count:
+        return f"{len(labels)} labels for a model whose outputs score {count} classes"
+    return None
+
+
 def labels_of(metadata: ModelMetadata | None, given: list[str] | None = None) -> list[str] | None:
-    """The class names a pipeline uses: ``given`` by the caller, else the file's, else None."""
-    return given or (list(metadata.labels) if metadata is not None and metadata.labels else None)
+    """The class names a pipeline uses: ``given`` by the caller, else the file's, else None
+    (classes named by index). Given labels of the wrong count are an error; a file whose own
+    labels do not match its outputs (made by another tool) opens with a warning and index names."""
+    if given:
+        problem = label_mismatch(given, metadata) if class_count(metadata) is not None else None
+        if problem:
+            raise EdgeCNNError(f"The labels given do not fit this model: {problem}.",
+                               f"Give exactly {class_count(metadata)} class names, one per line, in the model's "
+                               "class order (`edgecnn inspect MODEL` shows its outputs).")
+        return list(given)
+    if metadata is None or not metadata.labels:
+        return None
+    problem = label_mismatch(metadata.labels, metadata)
+    if problem:
+        warnings.warn(f"The file's labels do not fit its outputs ({problem}): classes are named by index. "
+                      "Convert it again with `edgecnn convert --labels FILE`, or pass labels to the pipeline.",
+                      stacklevel=3)
+        return None
+    return list(metadata.labels)
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """Class names from a text file, one per line (blank lines ignored)."""
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise EdgeCNNError(f"Labels file '{file}' does not exist.", "Give a text file with one class name per line.")
+    return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def label_of(labels: tuple[str, ...] | list[str] | None, index: int) -> str:

@@ -113,6 +113,8 @@ class Recipe:
 
 
 PACKAGED_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+# written by `edgecnn train` beside its models: the class names in the model's output order
+RUN_LABELS = "labels.txt"
 
 CHOICES = {
     "training.optimizer": ("adam", "adamw", "sgd"),

@@ -22,7 +22,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.io_utils import atomic_write_text
 from edgecnn.training.averaging import weight_average
 from edgecnn.training.progress import epoch_progress
-from edgecnn.training.recipe import Recipe
+from edgecnn.training.recipe import RUN_LABELS, Recipe
 from edgecnn.training.task import TrainingTask
 
 log = logging.getLogger("edgecnn.train")
@@ -254,6 +254,8 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     task = _make_task(recipe)
     log.info("loading data (%s)", recipe.data.train)
     classes = task.load()
+    if classes:  # what `edgecnn convert` names the outputs with
+        atomic_write_text(directory / RUN_LABELS, "".join(f"{name}\n" for name in classes))
     train_data, val_data, steps = task.datasets()
     overrides = {**task.model_overrides(classes), **recipe.model.overrides}
     with strategy.scope():
