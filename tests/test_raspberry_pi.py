@@ -2,8 +2,25 @@
 qemu-user-static through binfmt_misc; cached under ~/.cache/edgecnn/pi), edgecnn installed
 there from the working tree by deploy/raspberry-pi/install.sh as a Pi owner would (base
 install: ai-edge-litert's aarch64 wheel, no TensorFlow), then `edgecnn predict` and
-`edgecnn benchmark` on an int8 detector, segmenter and classifier made here; the results must
-equal the x86 runtime's on the same files.
+`edgecnn benchmark` on an int8 detector, segmenter and classifier made here, compared with the
+x86 runtime on the same files.
+
+What the comparison may assume, measured on an AMD EPYC x86 host against qemu's arm64:
+- The same int8 file gives bit-identical outputs on one x86 host, run twice and with 1 or 2
+  threads; two trainings of the test detector (same seed, same host, separate processes) gave
+  bit-identical weights and int8 files. So a difference between the two machines is the CPUs'
+  int8 kernels, which round requantizations differently (x86 hosts differ among themselves too:
+  XNNPACK picks kernels by instruction set), not the training.
+- Those differences, in steps of each output's int8 quantization, over 8 shapes images: the
+  test detector's 2,688 score logits 48% equal, 86% within 1 step, 98.7% within 2, all within 4;
+  its box log-distances 86% equal, all within 1; the segmenter's 24,576 logits 95% equal, all
+  within 2; the classifier's logits all within 1.
+So the test asserts the raw outputs within MAX_STEPS steps everywhere and within 2 steps for at
+least SHARE_WITHIN_2 of the elements, and compares results only where a difference of the size
+this run measured (D steps) cannot change them: detections whose score logit lies more than D
+steps above the threshold's must have a twin (same label, IoU >= 0.5, within D steps), a
+classifier's top-1 must agree where its margin exceeds 2D steps, a segmenter's class where its
+margin does. Nothing depends on how well the detector trained or on which x86 CPU runs it.
 
 Needs root, Linux and the prerequisites of deploy/raspberry-pi/arm64-emulation.sh (CI runs it);
 elsewhere the test is skipped with the reason, or fails where EDGECNN_REQUIRE_PI_EMULATION=1.
@@ -142,43 +159,90 @@ def _images(folder: Path, size: int) -> Path:
     return folder
 
 
-def _output_step(model: Path, keras_output: int = 0) -> float:
-    """The quantization step of the int8 tensor behind the file's (dequantized) output that holds
-    the Keras model's output ``keras_output``."""
-    from edgecnn.export.device_heads import keras_output_order
+MAX_STEPS = 8  # raw outputs, x86 against arm64: every element within this many int8 steps
+SHARE_WITHIN_2 = 0.9  # and at least this share within 2 steps
+# run in the arm64 root and here: each image through the file's own pipeline (as predict runs it),
+# then the raw outputs of that very input (the pipeline's Runner, in the Keras model's output order)
+RAW_OUTPUTS = """
+import sys
+from pathlib import Path
+import cv2, numpy as np
+from edgecnn.runtime import open as open_pipeline
+model, folder, out = sys.argv[1:4]
+pipeline = open_pipeline(model, accelerator="cpu")
+raw = []
+for path in sorted(Path(folder).glob("*.png")):
+    pipeline(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+    raw.append(pipeline.runner.invoke())
+np.savez(out, *[np.concatenate([r[k] for r in raw]) for k in range(len(raw[0]))])
+"""
+
+
+def _steps(model: Path) -> list[float]:
+    """Per output of the file's Runner: the quantization step of the int8 tensor behind it (the
+    float ops of a device head, e.g. SOFTMAX or the box head, are walked back through)."""
+    from edgecnn.runtime import load_engine
     from edgecnn.runtime.modelfile import tflite_schema
 
-    data = model.read_bytes()
-    graph = tflite_schema().Model.GetRootAs(data, 0).Subgraphs(0)
-    output = graph.Outputs(keras_output_order(data).index(keras_output))
+    graph = tflite_schema().Model.GetRootAs(model.read_bytes(), 0).Subgraphs(0)
+    writers = {}
     for index in range(graph.OperatorsLength()):
         operator = graph.Operators(index)
-        if operator.Outputs(0) == output:
-            return float(graph.Tensors(operator.Inputs(0)).Quantization().Scale(0))
-    raise AssertionError("no operator writes the output")
+        writers.update({operator.Outputs(k): operator for k in range(operator.OutputsLength())})
+    steps = []
+    for info in load_engine(model).outputs:
+        tensor = info.index
+        while not (graph.Tensors(tensor).Quantization() and graph.Tensors(tensor).Quantization().ScaleLength()):
+            tensor = writers[tensor].Inputs(0)
+        steps.append(float(graph.Tensors(tensor).Quantization().Scale(0)))
+    return steps
 
 
-def _compare_detections(arm: list[dict], x86: list[dict], logit_step: float, threshold: float = 0.1) -> None:
-    """The same int8 detector on both machines, up to one step of its score logits (the rounding
-    that _compare describes): a detection whose logit is within a step of the threshold's may be
-    on one side only, and where two points of an object tie within a step, NMS may keep either
-    (seen: boxes of IoU 0.7 at the same score, with the SiLU test detector). Every other detection
-    must have a twin of the same label over the same object (IoU >= 0.5) within one logit step."""
+def _logit_space(outputs: list[np.ndarray], model: Path) -> list[np.ndarray]:
+    """The outputs as the int8 values behind them (dequantized): a classifier's probabilities as
+    centred log-probabilities, a detector's (dy, dx, h, w) head as its log-distances."""
+    from edgecnn.export.device_heads import BOX_MATRIX
+    from edgecnn.runtime.metadata import read_metadata
+
+    kinds = [o.kind for o in read_metadata(model.read_bytes()).outputs]
+    converted = []
+    for kind, output in zip(kinds, outputs):
+        if kind == "probabilities":
+            output = np.log(output) - np.log(output).mean(-1, keepdims=True)
+        elif kind == "boxes_yxhw_stride":
+            output = np.log(np.linalg.solve(BOX_MATRIX, output.reshape(-1, 4).T).T).reshape(output.shape)
+        converted.append(output)
+    return converted
+
+
+def _raw_differences(arm: Path, x86: Path, model: Path) -> list[np.ndarray]:
+    """|arm64 - x86| per output, in quantization steps."""
+    arm_raw, x86_raw = np.load(arm), np.load(x86)
+    count = len(arm_raw.files)
+    a = _logit_space([arm_raw[f"arr_{k}"] for k in range(count)], model)
+    b = _logit_space([x86_raw[f"arr_{k}"] for k in range(count)], model)
+    return [np.abs(one - other) / step for one, other, step in zip(a, b, _steps(model))]
+
+
+def _compare_detections(arm: list[dict], x86: list[dict], logit_step: float, steps: float, threshold: float) -> None:
+    """A detection whose score logit lies more than ``steps`` steps above the threshold's is
+    above it on the other machine too, so it (or, where NMS kept the other of two boxes whose
+    scores tie within ``steps``, that one) must be there: same label, IoU >= 0.5, score logit
+    within ``steps``."""
 
     def logit(score: float) -> float:
         return float(np.log(score / (1.0 - score)))
 
+    margin = steps * logit_step * 1.001 + 1e-6
     for one, other in ((arm, x86), (x86, arm)):
         for detection in one:
-            if logit(detection["score"]) < logit(threshold) + logit_step * 1.001:
+            if logit(detection["score"]) <= logit(threshold) + margin:
                 continue
-            twins = [d for d in other if d["label"] == detection["label"]]
-            assert twins, (detection, other)
+            twins = [d for d in other if d["label"] == detection["label"]
+                     and abs(logit(d["score"]) - logit(detection["score"])) <= margin]
             overlap = iou_matrix(np.array([detection["box"]], np.float32),
-                                 np.array([d["box"] for d in twins], np.float32))[0]
-            match = twins[int(overlap.argmax())]
-            assert overlap.max() >= 0.5, (detection, twins)
-            assert abs(logit(detection["score"]) - logit(match["score"])) <= logit_step * 1.001, (detection, match)
+                                 np.array([d["box"] for d in twins], np.float32).reshape(-1, 4))[0]
+            assert twins and overlap.max() >= 0.5, (detection, other, steps)
 
 
 def _records(path: Path) -> list[dict]:
@@ -212,6 +276,8 @@ def test_pi_install_predict_and_benchmark_under_arm64_emulation(pi_root, shapes_
     # the segmenter's images at its input size, so its class map is the argmax of its logits grid
     images = {"detection": _images(work / "images", 96), "classification": _images(work / "images", 96),
               "segmentation": _images(work / "images_32", 32)}
+    thresholds = {"detection": 0.1}
+    figures, latencies = {}, {}
     with mounted(pi_root):
         start = time.perf_counter()
         installed = in_root(pi_root, "bash", "/opt/edgecnn-src/deploy/raspberry-pi/install.sh", "/opt/edgecnn-src",
@@ -222,13 +288,15 @@ def test_pi_install_predict_and_benchmark_under_arm64_emulation(pi_root, shapes_
         assert in_root(pi_root, "/opt/edgecnn/bin/python", "-c", "import tensorflow").returncode != 0
         arch = in_root(pi_root, "/opt/edgecnn/bin/python", "-c", "import platform; print(platform.machine())")
         assert arch.stdout.strip() == "aarch64"
-        latencies = {}
         for task, model in models.items():
             out = f"/work/out_{task}"
+            threshold = ["--score-threshold", str(thresholds[task])] if task in thresholds else []
             ran = in_root(pi_root, "/opt/edgecnn/bin/edgecnn", "predict", f"/work/models/{model.name}",
-                          f"/work/{images[task].name}",
-                          "--out", out, "--accelerator", "cpu", "--score-threshold", "0.1")
+                          f"/work/{images[task].name}", "--out", out, "--accelerator", "cpu", *threshold)
             assert ran.returncode == 0, ran.stderr[-3000:]
+            raw = in_root(pi_root, "/opt/edgecnn/bin/python", "-c", RAW_OUTPUTS, f"/work/models/{model.name}",
+                          f"/work/{images[task].name}", f"/work/raw_{task}.npz")
+            assert raw.returncode == 0, raw.stderr[-3000:]
             bench = in_root(pi_root, "/opt/edgecnn/bin/edgecnn", "benchmark", f"/work/models/{model.name}",
                             "--accelerator", "cpu", "--runs", "5", "--warmup", "1", "--json")
             assert bench.returncode == 0, bench.stderr[-3000:]
@@ -238,43 +306,56 @@ def test_pi_install_predict_and_benchmark_under_arm64_emulation(pi_root, shapes_
             # the same files on x86
             local = tmp_path / f"x86_{task}"
             assert main(["predict", str(model), str(images[task]), "--out", str(local), "--accelerator", "cpu",
-                         "--score-threshold", "0.1"]) == 0
+                         *threshold]) == 0
+            ran = subprocess.run([sys.executable, "-c", RAW_OUTPUTS, str(model), str(images[task]),
+                                  str(tmp_path / f"raw_{task}.npz")], capture_output=True, text=True, timeout=300)
+            assert ran.returncode == 0, ran.stderr[-3000:]
+            differences = _raw_differences(work / f"raw_{task}.npz", tmp_path / f"raw_{task}.npz", model)
+            for index, steps in enumerate(differences):
+                within_2 = float(np.mean(steps <= 2.001))
+                figures[f"{task} output {index}"] = (f"max {steps.max():.1f} steps, {np.mean(steps < 0.01):.1%} equal, "
+                                                     f"{within_2:.1%} within 2 steps")
+                assert steps.max() <= MAX_STEPS + 0.001 and within_2 >= SHARE_WITHIN_2, (task, index, figures)
+            measured = float(np.ceil(max(d.max() for d in differences) - 0.001))
             _compare(task, _records(pi_root / out.lstrip("/") / "predictions.jsonl"),
-                     _records(local / "predictions.jsonl"), pi_root / out.lstrip("/"), local, model, images[task])
+                     _records(local / "predictions.jsonl"), pi_root / out.lstrip("/"), local, model, images[task],
+                     measured, thresholds.get(task))
     # a warning, so the figures show in the test summary of any run (print is captured there)
     warnings.warn(PiEmulationFigures(
         f"arm64 emulation: root {root_s}, install.sh {install_s:.0f} s; invoke p50 under qemu (not a Pi's speed): "
-        + ", ".join(f"{task} {ms:.1f} ms" for task, ms in latencies.items())))
+        + ", ".join(f"{task} {ms:.1f} ms" for task, ms in latencies.items())
+        + "; raw outputs arm64 vs x86: " + "; ".join(f"{name}: {text}" for name, text in figures.items())))
 
 
 def _compare(task: str, arm: list[dict], x86: list[dict], arm_out: Path, x86_out: Path, model: Path,
-             images: Path) -> None:
-    """arm64 against x86 on the same int8 file. Measured here: XNNPACK's int8 kernels round a
-    few requantizations differently on the two (the same segmenter's logits differed by exactly
-    one output step on 1,800 of 3,072 values), so where two classes are within one step the
-    argmax may differ; anything more is a failure."""
+             images: Path, steps: float, threshold: float | None) -> None:
+    """arm64 against x86 results, where raw outputs ``steps`` quantization steps apart cannot
+    change them (see the module's docstring)."""
     from edgecnn.runtime import open as open_pipeline
 
     assert [r["source"].rsplit("/", 1)[-1] for r in arm] == [r["source"].rsplit("/", 1)[-1] for r in x86]
     assert {r["backend"] for r in arm} == {"litert"}
     if task == "detection":  # the shapes images do have detections to compare
         assert sum(len(r["detections"]) for r in x86) >= 4
+    step = _steps(model)[-1 if task == "detection" else 0]  # the score logits; the logits
+    pipeline = open_pipeline(model, accelerator="cpu")
     for a, b in zip(arm, x86):
+        if task == "detection":
+            _compare_detections(a["detections"], b["detections"], step, steps, threshold)
+            continue
+        pipeline(cv2.cvtColor(cv2.imread(str(images / Path(a["source"]).name)), cv2.COLOR_BGR2RGB))
+        logits = _logit_space(pipeline.runner.invoke(), model)[0][0]
+        ranked = np.sort(logits, axis=-1)
+        margin = (ranked[..., -1] - ranked[..., -2]) / step
         if task == "classification":
-            assert a["top_k"][0]["label"] == b["top_k"][0]["label"]
             by_label = {p["label"]: p["score"] for p in b["top_k"]}
             assert max(abs(p["score"] - by_label[p["label"]]) for p in a["top_k"]) <= 0.01
-        elif task == "detection":
-            _compare_detections(a["detections"], b["detections"], _output_step(model, keras_output=1))
+            if margin > 2 * steps + 0.001:
+                assert a["top_k"][0]["label"] == b["top_k"][0]["label"], (a, b, margin)
         else:
             name = Path(a["source"]).stem + f"_{a['frame']}_classes.png"
             arm_map = cv2.imread(str(arm_out / name), cv2.IMREAD_UNCHANGED)
             x86_map = cv2.imread(str(x86_out / name), cv2.IMREAD_UNCHANGED)
             assert arm_map is not None and arm_map.shape == x86_map.shape == (32, 32)
-            segmenter = open_pipeline(model, accelerator="cpu")
-            segmenter(cv2.cvtColor(cv2.imread(str(images / Path(a["source"]).name)), cv2.COLOR_BGR2RGB))
-            logits = np.sort(segmenter.runner.invoke()[0][0], axis=-1)
-            margin = logits[..., -1] - logits[..., -2]
-            step = _output_step(model)
             differ = arm_map != x86_map
-            assert differ.mean() <= 0.01 and np.all(margin[differ] <= step * 1.001), (differ.sum(), step)
+            assert np.all(margin[differ] <= 2 * steps + 0.001), (differ.sum(), steps)
