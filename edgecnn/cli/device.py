@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -27,6 +26,12 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
     predict.add_argument("--no-annotated", action="store_true",
                          help="write predictions.jsonl only, no annotated images or video (a camera service)")
+    predict.add_argument("--rotate-mb", type=float, metavar="MB",
+                         help="start a new predictions.jsonl when it would pass MB megabytes, keeping the newest "
+                              "--rotate-keep full ones as predictions.1.jsonl, ...; an earlier run's file is rotated, "
+                              "not overwritten (default: one file that grows; the camera service sets 10)")
+    predict.add_argument("--rotate-keep", type=int, default=5, metavar="N",
+                         help="rotated predictions files kept with --rotate-mb (default 5)")
     predict.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"],
                          help="the pipeline to run, for models without edgecnn metadata")
     predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept")
@@ -64,6 +69,7 @@ def add_parsers(subparsers) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     import signal
 
+    from edgecnn.runtime.records import JsonLines
     from edgecnn.runtime.sources import frames
 
     # systemd stops a service with SIGTERM: end like Ctrl-C, with every output complete
@@ -75,14 +81,13 @@ def run_predict(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     writer = None
     count, interrupted = 0, False
-    with (out / "predictions.jsonl").open("w") as predictions:
+    cap = None if args.rotate_mb is None else int(args.rotate_mb * 1_000_000)
+    with JsonLines(out / "predictions.jsonl", cap, args.rotate_keep) as predictions:
         try:
             for frame in frames(args.source):
                 result = pipeline(frame.image)
-                record = {"source": frame.source, "frame": frame.index, "backend": pipeline.runner.backend,
-                          "accelerator": pipeline.runner.accelerator, **result.to_json()}
-                predictions.write(json.dumps(record) + "\n")
-                predictions.flush()
+                predictions.write({"source": frame.source, "frame": frame.index, "backend": pipeline.runner.backend,
+                                   "accelerator": pipeline.runner.accelerator, **result.to_json()})
                 count += 1
                 if not args.no_annotated:
                     writer = write_annotated(out, frame, result, writer)
