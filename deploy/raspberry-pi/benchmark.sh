@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A latency table for your own models on this device: `edgecnn benchmark` on each file, CPU
-# with 1, 2 and 4 threads (and the GPU accelerator where one works), one row per run.
+# A latency table for your own models on this device: `edgecnn benchmark` on each file, on the
+# CPU with 1, 2 and 4 threads, one row per run. CPU only: the Pi's GPU has no Vulkan driver that
+# LiteRT's GPU accelerator is known to work with (`edgecnn benchmark --accelerator auto` tries it).
 #
 #   bash benchmark.sh MODEL.tflite [MODEL.tflite ...]
-#   EDGECNN=~/edgecnn/bin/edgecnn RUNS=50 THREADS="1 2 4" bash benchmark.sh models/*.tflite
+#   EDGECNN=~/edgecnn-venv/bin/edgecnn RUNS=50 THREADS="1 2 4" bash benchmark.sh models/*.tflite
 set -euo pipefail
-edgecnn="${EDGECNN:-$HOME/edgecnn/bin/edgecnn}"
+edgecnn="${EDGECNN:-$HOME/edgecnn-venv/bin/edgecnn}"
 [ -x "$edgecnn" ] || edgecnn="$(command -v edgecnn || true)"
 [ -n "$edgecnn" ] || { echo "benchmark.sh: edgecnn not found: set EDGECNN or run install.sh" >&2; exit 1; }
 [ "$#" -gt 0 ] || { echo "usage: bash benchmark.sh MODEL.tflite [MODEL.tflite ...]" >&2; exit 2; }
