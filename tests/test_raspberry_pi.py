@@ -121,11 +121,15 @@ def mounted(root: Path):
         subprocess.run(["umount", str(proc)], check=False)
 
 
-def in_root(root: Path, *command: str, timeout: int = 900, **env: str) -> subprocess.CompletedProcess:
+def in_root(root: Path, *command: str, timeout: int = 900, userspec: str | None = None,
+            **env: str) -> subprocess.CompletedProcess:
+    """``command`` inside the root, as root or as ``userspec`` (numeric UID:GID)."""
     base = {"HOME": "/root", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "PIP_CERT": "/etc/ssl/certs/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "LC_ALL": "C.UTF-8"}
-    return subprocess.run(["chroot", str(root), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in {**base, **env}.items()),
-                           *command], capture_output=True, text=True, timeout=timeout)
+    user = [f"--userspec={userspec}"] if userspec else []
+    return subprocess.run(["chroot", *user, str(root), "/usr/bin/env", "-i",
+                           *(f"{k}={v}" for k, v in {**base, **env}.items()), *command],
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _models(folder: Path, detector: Path) -> dict[str, Path]:
@@ -146,6 +150,53 @@ def _models(folder: Path, detector: Path) -> dict[str, Path]:
         files[task] = folder / f"{task}_int8.tflite"
         edgecnn.convert(model, "int8", out=files[task], task=task, labels=labels, calibration=calibration)
     return files
+
+
+def _copy_checkout(destination: Path) -> Path:
+    """The working tree as a clone would have it: tracked and new files, nothing ignored."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, destination / name)
+    return destination
+
+
+def _user(root: Path, name: str) -> tuple[int, int]:
+    """(uid, gid) of ``name`` in the root, made with its home on first use."""
+    def lookup():
+        for line in (root / "etc" / "passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name:
+                return int(fields[2]), int(fields[3])
+        return None
+
+    if lookup() is None:
+        made = in_root(root, "useradd", "--create-home", "--shell", "/bin/bash", name)
+        assert made.returncode == 0, made.stderr
+    return lookup()
+
+
+def _install_as_user_with_service(root: Path, owner: tuple[int, int], home: Path) -> None:
+    """What the guide tells a Pi owner with a clone: `bash deploy/raspberry-pi/install.sh
+    --service MODEL` as themselves, with no argument. The checkout it sits in is installed (base
+    install only) into ~/edgecnn-venv, and the unit and camera.env are written for that user
+    with the paths the install used (here into the home, as there is no sudo in the root)."""
+    user = home.name
+    ran = in_root(root, "bash", f"/home/{user}/edgecnn/deploy/raspberry-pi/install.sh", "--service",
+                  f"/home/{user}/models/detector_int8.tflite", userspec=f"{owner[0]}:{owner[1]}", HOME=f"/home/{user}",
+                  EDGECNN_NO_APT="1", EDGECNN_UNIT_DIR=f"/home/{user}/unit", EDGECNN_CONFIG_DIR=f"/home/{user}/etc")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert f"installing the checkout at /home/{user}/edgecnn" in ran.stderr
+    venv = f"/home/{user}/edgecnn-venv"
+    assert (root / venv.lstrip("/") / "bin" / "edgecnn").exists()
+    assert in_root(root, f"{venv}/bin/python", "-c", "import tensorflow").returncode != 0
+    unit = (home / "unit" / "edgecnn-camera.service").read_text()
+    config = (home / "etc" / "camera.env").read_text()
+    assert f"User={user}\n" in unit and f"ExecStart={venv}/bin/edgecnn predict" in unit
+    assert f"MODEL=/home/{user}/models/detector_int8.tflite\n" in config and f"OUT=/home/{user}/edgecnn-runs/" in config
+    assert "/home/pi" not in unit + config and "User=pi" not in unit
 
 
 def _images(folder: Path, size: int) -> Path:
@@ -262,17 +313,23 @@ def test_pi_install_predict_and_benchmark_under_arm64_emulation(pi_root, shapes_
 
     work = pi_root / "work"
     shutil.rmtree(work, ignore_errors=True)
-    source = pi_root / "opt" / "edgecnn-src"
-    shutil.rmtree(source, ignore_errors=True)
-    source.mkdir(parents=True)
-    # the working tree as a checkout would have it: tracked and new files, nothing ignored
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
+    # the guide's first way: a wheel built on the workstation, copied over with deploy/raspberry-pi/
+    checkout = _copy_checkout(tmp_path / "checkout")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w",
+                            str(work / "pi"), str(checkout)], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    (wheel,) = (work / "pi").glob("edgecnn-*-py3-none-any.whl")
+    shutil.copytree(REPO / "deploy" / "raspberry-pi", work / "pi" / "raspberry-pi")
+    # the second way: a clone in the home of a user who is not `pi`, installed with no argument
+    owner = _user(pi_root, "alice")
+    home = pi_root / "home" / "alice"
+    shutil.rmtree(home / "edgecnn", ignore_errors=True)
+    _copy_checkout(home / "edgecnn")
     models = _models(work / "models", shapes_detector)
+    (home / "models").mkdir(exist_ok=True)
+    shutil.copy(models["detection"], home / "models" / "detector_int8.tflite")
+    for path in [home, *home.rglob("*")]:
+        os.chown(path, *owner, follow_symlinks=False)
     # the segmenter's images at its input size, so its class map is the argmax of its logits grid
     images = {"detection": _images(work / "images", 96), "classification": _images(work / "images", 96),
               "segmentation": _images(work / "images_32", 32)}
@@ -280,11 +337,17 @@ def test_pi_install_predict_and_benchmark_under_arm64_emulation(pi_root, shapes_
     figures, latencies = {}, {}
     with mounted(pi_root):
         start = time.perf_counter()
-        installed = in_root(pi_root, "bash", "/opt/edgecnn-src/deploy/raspberry-pi/install.sh", "/opt/edgecnn-src",
+        installed = in_root(pi_root, "bash", "/work/pi/raspberry-pi/install.sh", f"/work/pi/{wheel.name}",
                             EDGECNN_NO_APT="1", EDGECNN_VENV="/opt/edgecnn")
         install_s = time.perf_counter() - start
         assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
         assert "NumPy 1." in installed.stdout and "numpy<2" in installed.stderr  # the system's NumPy 1 is kept
+        assert f"installing the wheel /work/pi/{wheel.name}" in installed.stderr
+        # a bare name is refused, never looked up on an index
+        refused = in_root(pi_root, "bash", "/work/pi/raspberry-pi/install.sh", "edgecnn", EDGECNN_NO_APT="1",
+                          EDGECNN_VENV="/tmp/never")
+        assert refused.returncode == 1 and "not ours" in refused.stderr and not (pi_root / "tmp" / "never").exists()
+        _install_as_user_with_service(pi_root, owner, home)
         assert in_root(pi_root, "/opt/edgecnn/bin/python", "-c", "import tensorflow").returncode != 0
         arch = in_root(pi_root, "/opt/edgecnn/bin/python", "-c", "import platform; print(platform.machine())")
         assert arch.stdout.strip() == "aarch64"
