@@ -21,6 +21,11 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def closest_names(name: str, candidates: Iterable[str], count: int = 3) -> list[str]:
+    """Up to ``count`` candidates similar to ``name``, the closest first."""
+    return difflib.get_close_matches(name, list(candidates), n=count, cutoff=0.4)
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     match = closest(name, candidates)
     return f" Did you mean '{match}'?" if match else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -79,3 +80,43 @@ def test_console_script_runs_and_reports_bad_input():
     assert result.returncode == 2 and "Unknown model 'nope'" in result.stderr
     result = subprocess.run([sys.executable, "-m", "edgecnn.cli.main", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and edgecnn.__version__ in result.stdout
+
+
+def _options():
+    """(command, option, action) for every option of every command."""
+    from edgecnn.cli.main import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                yield " ".join(path), "/".join(action.option_strings) or action.dest, action
+
+    return list(walk(build_parser(), ["edgecnn"]))
+
+
+def test_every_option_has_help_that_states_its_default():
+    missing = []
+    for command, option, action in _options():
+        shown = action.help or ""
+        if not shown:
+            missing.append(f"{command} {option}: no help")
+        elif action.default not in (None, False, argparse.SUPPRESS) and "default" not in shown:
+            missing.append(f"{command} {option}: default {action.default!r} not stated")
+    assert len(_options()) > 60 and missing == [], missing
+
+
+def test_recipes_lists_every_packaged_recipe_and_a_wrong_name_gets_the_closest(capsys):
+    from edgecnn.training.recipe import PACKAGED_RECIPES
+
+    code, out, _ = _run(capsys, "recipes", "--json")
+    listed = json.loads(out)
+    assert code == 0 and sorted(r["name"] for r in listed) == sorted(p.stem for p in PACKAGED_RECIPES.glob("*.yaml"))
+    assert {r["name"]: r["task"] for r in listed}["shapes_yolo"] == "detection"
+    assert all(r["description"] and r["model"] for r in listed)
+    code, out, _ = _run(capsys, "recipes", "--task", "segmentation")
+    assert code == 0 and "shapes_unet" in out and "shapes_yolo" not in out
+    code, _, err = _run(capsys, "train", "shapes_yol", "--out", "unused")
+    assert code == 2 and "Closest packaged recipes: shapes_yolo" in err and "edgecnn recipes" in err

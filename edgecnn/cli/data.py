@@ -14,10 +14,10 @@ def add_parsers(subparsers) -> None:
     kinds = data.add_subparsers(dest="data_command", metavar="SET")
     kinds.required = True
     shapes = kinds.add_parser("shapes", help="synthetic shapes: boxes, instance and semantic masks")
-    shapes.add_argument("--out", required=True)
-    shapes.add_argument("--num", type=int, default=200)
-    shapes.add_argument("--size", type=int, default=128)
-    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--out", required=True, help="folder for annotations.json, images/ and masks/")
+    shapes.add_argument("--num", type=int, default=200, help="how many images (default 200)")
+    shapes.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    shapes.add_argument("--seed", type=int, default=0, help="random seed: another seed, other images (default 0)")
     shapes.add_argument("--painted", action="store_true",
                         help="one colour family per class (builtin:painted_shapes), as the generation recipes use")
     shapes.set_defaults(handler=run_shapes)
@@ -26,12 +26,14 @@ def add_parsers(subparsers) -> None:
     pairs.add_argument("data", metavar="DATA",
                        help="builtin:painted_shapes (labels -> photo), pairs:DIR, or with --edges any pictures: "
                             "folder:DIR, masks:DIR, ...")
-    pairs.add_argument("--out", required=True)
+    pairs.add_argument("--out", required=True, help="folder for A/, B/ and masks/ (read back as pairs:DIR)")
     pairs.add_argument("--edges", action="store_true", help="A = the Canny edges of each picture")
     pairs.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"),
-                       help="the generator's input size (pictures are resized and edges drawn at it, as in training)")
-    pairs.add_argument("--split", choices=["all", "train", "val"], default="all")
-    pairs.add_argument("--limit", type=int)
+                       help="the generator's input size (pictures are resized and edges drawn at it, as in training; "
+                            "default 64 64)")
+    pairs.add_argument("--split", choices=["all", "train", "val"], default="all",
+                       help="which part of the data to write (default all)")
+    pairs.add_argument("--limit", type=int, help="write at most this many pairs (default: every one)")
     pairs.set_defaults(handler=run_pairs)
 
 

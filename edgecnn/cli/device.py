@@ -18,10 +18,12 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("source", help="image, folder, glob, video file, camera index, stream URL, or picamera[:N] "
                                         "(a Raspberry Pi camera through Picamera2)")
     predict.add_argument("--out", required=True, help="folder for annotated outputs and predictions.jsonl")
-    predict.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
+    predict.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"],
+                         help="auto: the GPU where the whole model runs there and it is a real GPU, else the CPU "
+                              "(default auto)")
     predict.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     predict.add_argument("--delegate", metavar="LIBRARY", help="an external TFLite delegate library (.so) to run the model with, e.g. the GPU delegate of an old Pi image")
-    predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument("--top-k", type=int, default=5, help="classification: classes reported per image (default 5)")
     predict.add_argument("--labels", help="class names, one per line (for models without edgecnn metadata)")
     predict.add_argument("--max-frames", type=int, help="stop after this many frames (cameras, long videos)")
     predict.add_argument("--no-annotated", action="store_true",
@@ -34,8 +36,8 @@ def add_parsers(subparsers) -> None:
                          help="rotated predictions files kept with --rotate-mb (default 5)")
     predict.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"],
                          help="the pipeline to run, for models without edgecnn metadata")
-    predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept")
-    predict.add_argument("--iou-threshold", type=float, default=0.5, help="detection: NMS overlap threshold")
+    predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept (default 0.25)")
+    predict.add_argument("--iou-threshold", type=float, default=0.5, help="detection: NMS overlap threshold (default 0.5)")
     predict.add_argument("--agnostic", action="store_true",
                          help="detection: one class per anchor and NMS across classes (MediaPipe's ObjectDetector "
                               "semantics; its default NMS overlap is --iou-threshold 0.3)")
@@ -44,17 +46,19 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--edges", choices=["auto", "draw", "given"], default="auto",
                          help="edges -> photo generators: draw the Canny edges of each picture (draw), take the "
                               "pictures as edge drawings (given), or draw them unless a picture already is a "
-                              "black-on-white drawing (auto)")
+                              "black-on-white drawing (auto, the default)")
     predict.set_defaults(handler=run_predict)
 
     benchmark = subparsers.add_parser("benchmark", help="invoke and full-pipeline latency percentiles")
     benchmark.add_argument("model", help="a .tflite file")
-    benchmark.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
-    benchmark.add_argument("--runs", type=int, default=50)
-    benchmark.add_argument("--warmup", type=int, default=5)
-    benchmark.add_argument("--threads", type=int)
+    benchmark.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"],
+                           help="as for predict (default auto)")
+    benchmark.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+    benchmark.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    benchmark.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     benchmark.add_argument("--delegate", metavar="LIBRARY", help="an external TFLite delegate library (.so) to run the model with, e.g. the GPU delegate of an old Pi image")
-    benchmark.add_argument("--json", action="store_true")
+    benchmark.add_argument("--json", action="store_true",
+                           help="print {backend, accelerator, fully_accelerated, invoke_ms, pipeline_ms} as JSON")
     benchmark.set_defaults(handler=run_benchmark)
 
     inspect = subparsers.add_parser("inspect", help="what a .tflite file holds: I/O, quantization, ops, metadata")

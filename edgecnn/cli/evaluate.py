@@ -21,7 +21,8 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--split", choices=["all", "train", "val"],
                         help="which part of DATA (default: val for builtin sets, all for your own files)")
     parser.add_argument("--limit", type=int, help="evaluate at most this many images")
-    parser.add_argument("--accelerator", default="cpu", choices=["auto", "cpu", "gpu"], help=".tflite only")
+    parser.add_argument("--accelerator", default="cpu", choices=["auto", "cpu", "gpu"],
+                        help=".tflite only: where to run it (default cpu)")
     parser.add_argument("--threads", type=int, help="CPU threads (.tflite)")
     parser.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation",
                                            "generation"],

@@ -13,7 +13,7 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output folder (report.md, report.json, models/, predictions/)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field of the YOLO recipe, e.g. --set training.epochs=5")
+                        help="override a field of the YOLO recipe, e.g. --set training.epochs=5 (repeatable; default: none)")
     parser.add_argument("--train-images", type=int, default=1200, help="synthetic training images (default 1200)")
     parser.add_argument("--val-images", type=int, default=300, help="synthetic validation images (default 300)")
     parser.add_argument("--json", action="store_true", help="print report.json on stdout")

@@ -9,16 +9,19 @@ from edgecnn.cli.common import log, print_json, require_training_stack
 
 def add_parsers(subparsers) -> None:
     models = subparsers.add_parser("models", help="list the model zoo with parameter counts")
-    models.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"])
+    models.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"],
+                        help="only the models of this task (default: all)")
     models.add_argument("--include-test-variants", action="store_true", help="also list the tiny test_* models")
     models.add_argument("--json", action="store_true", help="print a JSON list of {name, task, params}")
     models.set_defaults(handler=run_models)
 
     summary = subparsers.add_parser("summary", help="per-layer table: output volume, F, S, P, parameters")
     summary.add_argument("name", help="a model name from `edgecnn models`")
-    summary.add_argument("--input-size", nargs=3, type=int, metavar=("H", "W", "C"))
-    summary.add_argument("--num-classes", type=int)
-    summary.add_argument("--width-multiplier", type=float)
+    summary.add_argument("--input-size", nargs=3, type=int, metavar=("H", "W", "C"),
+                         help="input size (default: the model's own, e.g. 224 224 3)")
+    summary.add_argument("--num-classes", type=int, help="classes of the head (default: the model's, e.g. 1000)")
+    summary.add_argument("--width-multiplier", type=float,
+                         help="channels and FC units scaled by this (default: the model's, usually 1.0)")
     summary.add_argument("--all", action="store_true", help="also show activation, batch-norm, dropout ... layers")
     summary.add_argument("--json", action="store_true", help="print {layers:[...], total_params}")
     summary.set_defaults(handler=run_summary)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import EdgeCNNError, did_you_mean
+from edgecnn.errors import EdgeCNNError, closest_names, did_you_mean
 
 
 @dataclass
@@ -223,6 +223,20 @@ def apply_overrides(data: dict, assignments: list[str]) -> dict:
     return data
 
 
+def list_recipes(task: str | None = None) -> list[dict]:
+    """The packaged recipes: name, task, model and the one-line description of each."""
+    import yaml
+
+    found = []
+    for path in sorted(PACKAGED_RECIPES.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        entry = {"name": path.stem, "task": data.get("task", "classification"),
+                 "model": (data.get("model") or {}).get("name"), "description": data.get("description", "")}
+        if task is None or entry["task"] == task:
+            found.append(entry)
+    return found
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     import yaml
 
@@ -231,9 +245,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if not path.is_file() and path.parent == Path(".") and packaged.is_file():
         path = packaged  # a bare name: one of the recipes that ship with edgecnn
     if not path.is_file():
-        names = sorted(p.stem for p in PACKAGED_RECIPES.glob("*.yaml"))
-        raise EdgeCNNError(f"Recipe '{path}' does not exist.{did_you_mean(path.stem, names)}",
-                           f"Give a YAML file, or one of the packaged recipes by name: {', '.join(names)}.")
+        near = closest_names(path.stem, (p.stem for p in PACKAGED_RECIPES.glob("*.yaml")))
+        raise EdgeCNNError(f"Recipe '{path}' does not exist." + (f" Closest packaged recipes: {', '.join(near)}."
+                                                                  if near else ""),
+                           "Give a YAML file, or a packaged recipe by name (`edgecnn recipes` lists them).")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
