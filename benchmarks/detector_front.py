@@ -26,8 +26,8 @@ import numpy as np
 from rounds import timed_rounds  # benchmarks/, beside this script
 
 # variant -> recipe overrides on shapes_yolo.yaml (its model is yolo_edgenet_n); the ReLU nano is
-# the architecture of the quickstart before SiLU, whose int8 file the YOLO11n latency was
-# measured against: on another machine latencies compare through it (REFERENCE)
+# the architecture of the quickstart before SiLU, whose int8 file the YOLO11n comparison in
+# docs/figures.md was measured against: on another machine latencies compare through it (REFERENCE)
 VARIANTS = {
     "yolo_edgenet_n": [],
     "yolo_edgenet": ["model.name=yolo_edgenet"],

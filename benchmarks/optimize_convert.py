@@ -1,4 +1,4 @@
-"""Issue 4 acceptance figures, measured in one run and printed as ratios.
+"""Optimization targets (size, compression, latency, accuracy of int8 and pruned + QAT files), measured in one run and printed as ratios.
 
     python benchmarks/optimize_convert.py [--skip-resnet50] [--threads T]
 
