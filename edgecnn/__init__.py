@@ -6,17 +6,32 @@
     edgecnn.evaluate("digits_int8.tflite", "builtin:digits")            # {"top1": ...}
     classifier = edgecnn.runtime.open("digits_int8.tflite")             # the device side, no TensorFlow
 
-``import edgecnn`` stays light: TensorFlow is imported only when a model is built, trained or
-converted, so the device runtime (``edgecnn.runtime``) works with the base install.
+The names below load on first use, so ``import edgecnn.runtime`` on a device loads the runtime
+alone, and TensorFlow is imported only when a model is built, trained or converted.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-from edgecnn.api import convert, evaluate, load_model, train
-from edgecnn.errors import EdgeCNNError
-from edgecnn.models.registry import TASKS, create_model, list_models
+# public name -> the module that defines it
+_LAZY = {"__version__": "edgecnn.version", "EdgeCNNError": "edgecnn.errors", "convert": "edgecnn.api",
+         "evaluate": "edgecnn.api", "load_model": "edgecnn.api", "train": "edgecnn.api",
+         "TASKS": "edgecnn.models.registry", "create_model": "edgecnn.models.registry",
+         "list_models": "edgecnn.models.registry"}
 
 __all__ = ["TASKS", "EdgeCNNError", "__version__", "convert", "create_model", "evaluate", "list_models",
            "load_model", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'edgecnn' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -72,3 +72,30 @@ def test_every_pipeline_kind_has_its_module_and_one_table_entry():
     assert len(modules) == len(runtime.PIPELINES)  # one module per task kind
     for path in _modules(PACKAGE / "runtime"):
         assert len(path.read_text().splitlines()) <= 500, path.name
+
+
+def test_importing_the_runtime_loads_nothing_else_of_edgecnn(tmp_path):
+    """Checked on sys.modules in a fresh process, after opening and running a pipeline too: a
+    device loads edgecnn.runtime and edgecnn.errors only (the package root is lazy), and never
+    TensorFlow, Keras or mediapipe."""
+    import subprocess
+    import sys
+
+    import edgecnn
+
+    model = tmp_path / "m.tflite"
+    edgecnn.convert(edgecnn.create_model("test_vgg", num_classes=3), "fp32", out=model, samples=1)
+    code = f"""
+import sys
+import numpy as np
+import edgecnn.runtime
+edgecnn.runtime.open({str(model)!r}, accelerator="cpu")(np.zeros((40, 30, 3), np.uint8))
+print("\\n".join(sorted(set(sys.modules))))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = result.stdout.split()
+    ours = [m for m in modules if m.split(".")[0] == "edgecnn"]
+    outside = [m for m in ours if m != "edgecnn" and not m.startswith(("edgecnn.runtime", "edgecnn.errors"))]
+    assert "edgecnn.runtime.classifier" in ours and outside == [], outside
+    assert not [m for m in modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras", "mediapipe")]

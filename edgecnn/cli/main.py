@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from edgecnn import __version__
+from edgecnn.version import __version__
 from edgecnn.errors import EdgeCNNError
 
 # Command modules, each with add_parsers(subparsers); their handlers import the heavy stuff.

@@ -94,7 +94,7 @@ def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: 
     """The metadata of a Keras model's converted file; ``device_head``: the file carries the
     task's device head (export/device_heads.py), which changes what its first output holds;
     ``label_source``: where ``labels`` came from (runtime.metadata.LABEL_SOURCES)."""
-    from edgecnn import __version__
+    from edgecnn.version import __version__
     from edgecnn.export.device_heads import HEADS
 
     size = tuple(int(d) for d in model.inputs[0].shape[1:])  # the image (a Fast R-CNN's proposals come second)

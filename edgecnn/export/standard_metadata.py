@@ -83,7 +83,7 @@ def describe(metadata: ModelMetadata, input_is_float: bool, output_order: Sequen
     """The standard metadata of a converted file with edgecnn metadata ``metadata``.
     ``output_order[k]``: which of edgecnn's outputs (in ``metadata.outputs`` order) the file's
     k-th output tensor is (the converter may reorder them)."""
-    from edgecnn import __version__
+    from edgecnn.version import __version__
 
     task, spec = metadata.task, metadata.input
     scale, offset = spec.normalization.scale, spec.normalization.offset

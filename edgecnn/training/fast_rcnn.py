@@ -67,12 +67,12 @@ class FastRCNNTask(DetectionTask):
         self.val_proposals: list[np.ndarray] = []
 
     def load(self) -> list[str]:
-        import edgecnn
+        from edgecnn.models.registry import create_model
         from edgecnn.data.proposals import dataset_proposals
 
         classes = super().load()
         overrides = {**self.model_overrides(classes), **self.recipe.model.overrides}
-        self.count = fast_rcnn_layout(edgecnn.create_model(self.recipe.model.name, **overrides))["proposals"]
+        self.count = fast_rcnn_layout(create_model(self.recipe.model.name, **overrides))["proposals"]
         self.train_proposals = dataset_proposals(self.train_set.samples)
         self.val_proposals = dataset_proposals(self.val_set.samples)
         return classes

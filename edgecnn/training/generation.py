@@ -255,13 +255,13 @@ class GenerationTask(TrainingTask):
         return type(optimizer).from_config(dict(config)), type(optimizer).from_config(dict(config))
 
     def _new_companions(self, model) -> dict:
-        import edgecnn
+        from edgecnn.models.registry import create_model
 
         if self.objective == "pix2pix":
             return {"discriminator": self._discriminator(True, "discriminator")}
         overrides = {**self.recipe.model.overrides, "input_shape": (*self.size[:2], int(self.train_set.b.shape[-1])),
                      "output_channels": int(self.train_set.a.shape[-1])}
-        inverse = edgecnn.create_model(self.recipe.model.name, **overrides)
+        inverse = create_model(self.recipe.model.name, **overrides)
         inverse._name = f"{model.name}_inverse"
         return {"inverse": inverse, "discriminator_a": self._discriminator(False, "discriminator_a"),
                 "discriminator_b": self._discriminator(False, "discriminator_b")}

@@ -150,12 +150,12 @@ class RegionDetectionTask(DetectionTask):
 
     def _anchors(self) -> np.ndarray:
         if self.anchors is None:
-            import edgecnn
+            from edgecnn.models.registry import create_model
             from edgecnn.layers.regions import pyramid_anchor_boxes
             from edgecnn.models.faster_rcnn import region_layout
 
             overrides = {**self.model_overrides(self.train_set.classes), **self.recipe.model.overrides}
-            layout = region_layout(edgecnn.create_model(self.recipe.model.name, **overrides))
+            layout = region_layout(create_model(self.recipe.model.name, **overrides))
             self.anchors = pyramid_anchor_boxes(tuple(layout["input_size"]), tuple(layout["feature_strides"]),
                                                 tuple(layout["anchor_sizes"]), tuple(layout["anchor_ratios"]))
         return self.anchors

@@ -234,7 +234,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     """Run the recipe's training and optimization stages into ``out``; returns the metrics."""
     import yaml
 
-    import edgecnn
+    from edgecnn.models.registry import create_model
     from edgecnn._keras import keras
     from edgecnn.export.keras_io import load_model, save_model
 
@@ -259,7 +259,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     train_data, val_data, steps = task.datasets()
     overrides = {**task.model_overrides(classes), **recipe.model.overrides}
     with strategy.scope():
-        model = task.compile(edgecnn.create_model(recipe.model.name, **overrides), build_optimizer(recipe, steps))
+        model = task.compile(create_model(recipe.model.name, **overrides), build_optimizer(recipe, steps))
     metrics: dict = {"model": recipe.model.name, "task": recipe.task, "classes": classes, "stages": {}}
     try:
         if resume and _finished(directory, "train", "model.keras", recipe.training.epochs):
