@@ -64,11 +64,20 @@ def skip_gpu_check(what: str) -> None:
                                   "run deploy/software-gpu.sh"), stacklevel=2)
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """Tests that need the GPU accelerator carry the ``gpu`` marker (``-m "not gpu"`` leaves them out)."""
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests that need the GPU accelerator carry the ``gpu`` marker (``-m "not gpu"`` leaves them
+    out). Tests marked ``slow`` run only when the ``-m`` expression names ``slow`` (``-m slow``,
+    ``-m "slow or not slow"``): any other selection, ``-m "not network"`` say, keeps them out, as
+    the default run does."""
     for item in items:
         if "gpu" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gpu)
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture
