@@ -28,7 +28,7 @@ def add_parsers(subparsers) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from edgecnn.models.registry import get_entry, list_models
+    from edgecnn.models.zoo import get_entry, list_models
 
     names = list_models(args.task, include_test_variants=args.include_test_variants)
     require_training_stack("models")
@@ -50,11 +50,11 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    from edgecnn.models.registry import get_entry
+    from edgecnn.models.zoo import get_entry
 
     get_entry(args.name)  # an unknown name fails before TensorFlow is imported
     require_training_stack("summary")
-    from edgecnn.models.registry import create_model
+    from edgecnn.models.zoo import create_model
     from edgecnn.models.summary import count_parameters, format_table, summarize
 
     overrides = {}

@@ -1,5 +1,2 @@
-"""The model zoo. Importing this package registers nothing until a lookup needs it."""
-
-from edgecnn.models.registry import TASKS, ModelEntry, create_model, get_entry, list_models, register_model
-
-__all__ = ["TASKS", "ModelEntry", "create_model", "get_entry", "list_models", "register_model"]
+"""The model zoo: one file per family, a leaf registry (``registry``) they register into, and the
+lookups that load them (``zoo``: ``create_model``, ``list_models``)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from edgecnn.io_utils import atomic_write_text
-from edgecnn.models.registry import get_entry
+from edgecnn.models.zoo import get_entry
 
 
 def _cache_file() -> Path:
@@ -49,8 +49,8 @@ def parameter_counts(names: Iterable[str], progress: Callable[[str], None] | Non
         key = _source_key(name)
         if key not in cache:
             from edgecnn._keras import keras
-            from edgecnn.models.registry import create_model
             from edgecnn.models.summary import count_parameters
+            from edgecnn.models.zoo import create_model
 
             if progress:
                 progress(name)

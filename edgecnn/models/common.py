@@ -36,9 +36,9 @@ def backbone_features(backbone: str, input_shape, strides, activation: str, widt
     """(backbone model, {stride: feature map}) of a zoo classifier built with ``features_only``,
     for detectors; clear errors for a model that cannot serve, or lacks one of ``strides``."""
     from edgecnn.errors import EdgeCNNError
-    from edgecnn.models.registry import get_entry
+    from edgecnn.models.registry import registered
 
-    entry = get_entry(backbone)
+    entry = registered(backbone)
     if "features_only" not in entry.options:
         raise EdgeCNNError(f"'{backbone}' cannot serve as a backbone.", "Use edgenet, a resnet or a vgg.")
     trunk = entry.builder(input_shape=tuple(input_shape), features_only=True, activation=activation,

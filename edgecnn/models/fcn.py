@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgecnn.models.registry import get_entry, register_model
+from edgecnn.models.registry import register_model, registered
 
 if TYPE_CHECKING:
     from edgecnn._keras import keras
@@ -43,7 +43,7 @@ def _create_fcn(
     layers = keras.layers
     if input_shape[0] % 32 or input_shape[1] % 32:
         raise EdgeCNNError(f"FCN input {input_shape[:2]} must be a multiple of 32.")
-    trunk = get_entry(backbone).builder(input_shape=tuple(input_shape), features_only=True,
+    trunk = registered(backbone).builder(input_shape=tuple(input_shape), features_only=True,
                                         width_multiplier=width_multiplier, activation=activation)
     x = trunk.get_layer(feature_name(32)).output
     units = scale_channels(fc_units, width_multiplier)

@@ -1,8 +1,7 @@
-"""The model zoo registry: ``create_model(name, **overrides)`` and ``list_models(task)``.
-
-Each family file registers short builders, one per variant (``resnet18``, ``vgg16_bn``), that
-call the family's private ``_create_*`` function; the overrides a user may pass are that
-function's keyword-only parameters.
+"""The model registry, a leaf: family files register short builders here, one per variant
+(``resnet18``, ``vgg16_bn``), that call the family's private ``_create_*`` function; the
+overrides a user may pass are that function's keyword-only parameters. Lookups that load every
+family first (``create_model``, ``list_models``) live in ``edgecnn.models.zoo``, above the families.
 """
 
 from __future__ import annotations
@@ -64,90 +63,14 @@ def register_model(
     return decorator
 
 
-def _load_families() -> None:
-    # Importing a family module registers its variants; done lazily so that `import edgecnn`
-    # does not import TensorFlow.
-    # Import order is listing order: the textbook's chronology.
-    from edgecnn.models import alexnet  # noqa: F401
-    from edgecnn.models import vgg  # noqa: F401
-    from edgecnn.models import googlenet  # noqa: F401
-    from edgecnn.models import resnet  # noqa: F401
-    from edgecnn.models import edgenet  # noqa: F401
-    from edgecnn.models import rcnn  # noqa: F401
-    from edgecnn.models import fast_rcnn  # noqa: F401
-    from edgecnn.models import faster_rcnn  # noqa: F401
-    from edgecnn.models import yolo  # noqa: F401
-    from edgecnn.models import fcn  # noqa: F401
-    from edgecnn.models import unet  # noqa: F401
-    from edgecnn.models import segnet  # noqa: F401
-    from edgecnn.models import mask_rcnn  # noqa: F401
-    from edgecnn.models import pix2pix  # noqa: F401
-    from edgecnn.models import cyclegan  # noqa: F401
-
-
-def get_entry(name: str) -> ModelEntry:
-    _load_families()
+def registered(name: str) -> ModelEntry:
+    """The entry of ``name`` among the families imported so far. ``zoo.get_entry`` imports them
+    all first; a family looks up its backbone with this at build time, when the zoo is loaded."""
     if name not in _REGISTRY:
-        raise EdgeCNNError(
-            f"Unknown model '{name}'.{did_you_mean(name, _REGISTRY)}",
-            "Run `edgecnn models` to see the zoo.",
-        )
+        raise EdgeCNNError(f"Unknown model '{name}'.{did_you_mean(name, _REGISTRY)}", "Run `edgecnn models` to see the zoo.")
     return _REGISTRY[name]
 
 
-def family_of(name: str) -> str:
-    """The family a zoo model belongs to: its model file's name (``yolo``, ``faster_rcnn``, ...)."""
-    return get_entry(name).builder.__module__.rsplit(".", 1)[-1]
-
-
-def list_models(task: str | None = None, include_test_variants: bool = False) -> list[str]:
-    """Names of the registered models, optionally of one task, sorted by family order.
-    The tiny ``test_*`` variants, meant for fast tests, are left out unless asked for."""
-    if task is not None and task not in TASKS:
-        raise EdgeCNNError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)}", f"Choose one of: {', '.join(TASKS)}.")
-    _load_families()
-    return [
-        entry.name
-        for entry in _REGISTRY.values()
-        if (task is None or entry.task == task) and (include_test_variants or not entry.is_test_variant)
-    ]
-
-
-def _check_overrides(entry: ModelEntry, overrides: dict) -> None:
-    unknown = [key for key in overrides if key not in entry.options]
-    if unknown:
-        key = unknown[0]
-        raise EdgeCNNError(
-            f"Model '{entry.name}' has no option '{key}'.{did_you_mean(key, entry.options)}",
-            f"Its options are: {', '.join(entry.options)}.",
-        )
-    num_classes = overrides.get("num_classes")
-    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-        raise EdgeCNNError(f"num_classes must be a positive integer, got {num_classes!r}.")
-    input_shape = overrides.get("input_shape")
-    if input_shape is not None:
-        if len(tuple(input_shape)) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape):
-            raise EdgeCNNError(
-                f"input_shape must be three positive integers (height, width, channels), got {input_shape!r}."
-            )
-        height, width, _ = input_shape
-        if min(height, width) < entry.min_input_size:
-            raise EdgeCNNError(
-                f"Input {height}x{width} is too small for '{entry.name}': its layers need at least "
-                f"{entry.min_input_size}x{entry.min_input_size}.",
-                f"Use a larger input_shape (the default is {entry.default_input_shape}).",
-            )
-
-
-def create_model(name: str, **overrides):
-    """Build a registered model as a functional ``keras.Model``.
-
-    Common overrides: ``num_classes``, ``input_shape`` (H, W, C), ``width_multiplier``,
-    ``activation`` and ``features_only`` (return the multi-scale feature maps, strides 4 to 32,
-    instead of logits, for use as a detection or segmentation backbone).
-    """
-    entry = get_entry(name)
-    _check_overrides(entry, overrides)
-    if "input_shape" in overrides:
-        overrides["input_shape"] = tuple(overrides["input_shape"])
-    return entry.builder(**overrides)
+def entries() -> list[ModelEntry]:
+    """Every registered entry, in registration order."""
+    return list(_REGISTRY.values())

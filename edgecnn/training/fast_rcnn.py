@@ -67,7 +67,7 @@ class FastRCNNTask(DetectionTask):
         self.val_proposals: list[np.ndarray] = []
 
     def load(self) -> list[str]:
-        from edgecnn.models.registry import create_model
+        from edgecnn.models.zoo import create_model
         from edgecnn.data.proposals import dataset_proposals
 
         classes = super().load()

@@ -255,7 +255,7 @@ class GenerationTask(TrainingTask):
         return type(optimizer).from_config(dict(config)), type(optimizer).from_config(dict(config))
 
     def _new_companions(self, model) -> dict:
-        from edgecnn.models.registry import create_model
+        from edgecnn.models.zoo import create_model
 
         if self.objective == "pix2pix":
             return {"discriminator": self._discriminator(True, "discriminator")}

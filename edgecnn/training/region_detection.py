@@ -150,7 +150,7 @@ class RegionDetectionTask(DetectionTask):
 
     def _anchors(self) -> np.ndarray:
         if self.anchors is None:
-            from edgecnn.models.registry import create_model
+            from edgecnn.models.zoo import create_model
             from edgecnn.layers.regions import pyramid_anchor_boxes
             from edgecnn.models.faster_rcnn import region_layout
 

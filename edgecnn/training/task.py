@@ -42,7 +42,7 @@ class TrainingTask:
         does not replace the best checkpoint."""
         from edgecnn._keras import keras
         from edgecnn.export.keras_io import save_model
-        from edgecnn.training.train import read_history
+        from edgecnn.training.history import read_history
 
         task = self
 

@@ -9,7 +9,6 @@ tf.distribute strategies, nothing home-made.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ import numpy as np
 from edgecnn.errors import EdgeCNNError
 from edgecnn.io_utils import atomic_write_text
 from edgecnn.training.averaging import weight_average
+from edgecnn.training.history import read_history
 from edgecnn.training.progress import epoch_progress
 from edgecnn.training.recipe import RUN_LABELS, Recipe
 from edgecnn.training.task import TrainingTask
@@ -101,7 +101,7 @@ class ClassificationTask(TrainingTask):
 def _make_task(recipe: Recipe):
     from edgecnn.training.detection import DetectionTask
     from edgecnn.training.generation import GenerationTask
-    from edgecnn.models.registry import family_of
+    from edgecnn.models.zoo import family_of
     from edgecnn.training.fast_rcnn import FastRCNNTask
     from edgecnn.training.mask_rcnn import MaskRCNNTask
     from edgecnn.training.rcnn import RCNNTask
@@ -151,14 +151,6 @@ def build_optimizer(recipe: Recipe, steps: int, learning_rate: float | None = No
     if training.optimizer == "adamw":
         return keras.optimizers.AdamW(rate, weight_decay=training.weight_decay or 1e-4)
     return keras.optimizers.Adam(rate)
-
-
-def read_history(csv_path: Path) -> list[dict]:
-    if not csv_path.exists():
-        return []
-    with csv_path.open() as stream:
-        rows = {int(row["epoch"]): {k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)}
-    return [rows[epoch] for epoch in sorted(rows)]  # an epoch repeated after a resume counts once
 
 
 class _InterruptRequest:
@@ -234,7 +226,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     """Run the recipe's training and optimization stages into ``out``; returns the metrics."""
     import yaml
 
-    from edgecnn.models.registry import create_model
+    from edgecnn.models.zoo import create_model
     from edgecnn._keras import keras
     from edgecnn.export.keras_io import load_model, save_model
 
