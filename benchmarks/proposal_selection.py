@@ -137,7 +137,8 @@ def main() -> None:
     import edgecnn
     from edgecnn.data.detection import DetectionSet, load_detection_samples
     from edgecnn.data.specs import parse_spec
-    from edgecnn.evaluation import coco_map, detect_dataset_two_stage
+    from edgecnn.evaluation.detection import detect_dataset_two_stage
+    from edgecnn.evaluation.metrics import coco_map
     from edgecnn.models.faster_rcnn import deployment_model, region_layout
     from edgecnn.runtime.detection import batched_nms, iou_matrix
     from edgecnn.runtime.images import letterbox

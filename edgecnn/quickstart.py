@@ -62,7 +62,7 @@ def _convert(model: Path, target: str, out: Path, calibration: str) -> dict:
 
 def _evaluate(out: Path, val_spec: str, files: dict) -> dict:
     from edgecnn.data.detection import load_detection_samples
-    from edgecnn.evaluation import evaluate_keras_detector, evaluate_tflite_detector
+    from edgecnn.evaluation.detection import evaluate_keras_detector, evaluate_tflite_detector
     from edgecnn.api import load_model
     from edgecnn.models.yolo import detection_layout
 

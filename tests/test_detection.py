@@ -377,7 +377,7 @@ def test_coco_loader_errors_name_the_problem(tmp_path):
 
 
 def test_coco_map_of_perfect_shifted_and_no_detections():
-    from edgecnn.evaluation import coco_map
+    from edgecnn.evaluation.metrics import coco_map
     from edgecnn.runtime.detection import RawDetections
 
     dataset = load_shapes("val", 10)

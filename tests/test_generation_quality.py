@@ -14,7 +14,7 @@ import edgecnn
 from edgecnn.cli.main import main
 from edgecnn.data.translation import SHAPES_PALETTE, load_translation_samples
 from edgecnn.errors import EdgeCNNError
-from edgecnn.generation_evaluation import keras_generate, open_judge
+from edgecnn.evaluation.generation import keras_generate, open_judge
 from edgecnn.runtime.edges import canny_edges
 
 SIZE = (32, 32, 3)

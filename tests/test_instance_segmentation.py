@@ -77,7 +77,7 @@ def test_two_touching_shapes_of_one_class_come_out_as_two_instances():
 
 def test_coco_mask_metrics_score_the_ground_truth_as_perfect():
     from edgecnn.data.detection import load_detection_samples
-    from edgecnn.mask_evaluation import coco_instance_map
+    from edgecnn.evaluation.instances import coco_instance_map
 
     dataset = load_detection_samples("builtin:shapes", "val", 12, with_masks=True)
     found = [(s.image_id, s.boxes, np.ones(len(s.boxes)), s.classes, list(s.masks)) for s in dataset.samples]

@@ -99,3 +99,42 @@ print("\\n".join(sorted(set(sys.modules))))
     outside = [m for m in ours if m != "edgecnn" and not m.startswith(("edgecnn.runtime", "edgecnn.errors"))]
     assert "edgecnn.runtime.classifier" in ours and outside == [], outside
     assert not [m for m in modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras", "mediapipe")]
+
+
+def test_imports_between_edgecnn_modules_form_no_cycle():
+    """The import graph of edgecnn/ (every import, at the top or inside a function, resolved to the
+    module it names) has no cycle: imports only point down."""
+    modules = {}
+    for path in _modules(PACKAGE):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for module, names, _ in _imports(path):
+            for candidate in (module, *(f"{module}.{imported}" for imported in names)):
+                found = resolve(candidate)
+                if found and found != name and found != "edgecnn":
+                    targets.add(found)
+        graph[name] = targets
+    cycles, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                cycles.append(" -> ".join([*trail[trail.index(target):], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert len(graph) > 100 and cycles == [], cycles

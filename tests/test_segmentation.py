@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgecnn.data.segmentation import IGNORE, load_mask_folder, load_shapes_semantic
-from edgecnn.evaluation import segmentation_metrics
+from edgecnn.evaluation.metrics import segmentation_metrics
 
 
 def _write_pairs(root, sizes):
@@ -299,7 +299,7 @@ def test_int8_io_segmenter_takes_the_argmax_of_the_stored_integers(tiny_unet_fil
 
 
 def test_eval_of_a_segmenter_matches_keras(tiny_unet_file):
-    from edgecnn.evaluation import evaluate_keras_segmenter, evaluate_tflite_segmenter
+    from edgecnn.evaluation.segmentation import evaluate_keras_segmenter, evaluate_tflite_segmenter
 
     model, path = tiny_unet_file
     keras_metrics = evaluate_keras_segmenter(model, "builtin:shapes", "val", 8)

@@ -179,6 +179,6 @@ class DetectionTask(TrainingTask):
         return getattr(model, "detector", model)
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation import evaluate_keras_detector
+        from edgecnn.evaluation.detection import evaluate_keras_detector
 
         return evaluate_keras_detector(self.deliverable(model), self.val_set, self.strides)

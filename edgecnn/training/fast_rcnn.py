@@ -146,7 +146,7 @@ class FastRCNNTask(DetectionTask):
         return model
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation import evaluate_keras_fast_rcnn
+        from edgecnn.evaluation.detection import evaluate_keras_fast_rcnn
 
         return evaluate_keras_fast_rcnn(model, self.val_set, self.val_proposals)
 

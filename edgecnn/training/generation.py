@@ -16,7 +16,7 @@ Objectives (``training.loss``; by default "pix2pix" on paired data, "cyclegan" o
 
 Validation reports ``val_l1``, the mean absolute error in [-1, 1] between generated and true
 targets, when the validation data is paired, else ``val_cycle_l1`` (A -> B -> A); with a judge
-(``evaluation.judge``) also the FCN-score (``edgecnn.generation_evaluation``). The QAT stage
+(``evaluation.judge``) also the FCN-score (``edgecnn.evaluation.generation``). The QAT stage
 fine-tunes the quantize-aware generator with the same objective against the trained
 discriminators, or (``optimization.qat.objective: distill``) with the L1 distance to the float
 generator's pictures; pruning is not offered (not measured for generators).
@@ -354,7 +354,7 @@ class GenerationTask(TrainingTask):
             metrics = {"val_cycle_l1": float(np.mean(np.abs(back - to_unit_range(self.val_set.a[:count]))))}
         judge = self._judge()
         if judge is not None:
-            from edgecnn.generation_evaluation import fcn_metrics
+            from edgecnn.evaluation.generation import fcn_metrics
 
             scores = fcn_metrics(from_unit_range(fake), self.val_set, judge)
             metrics.update({key: value for key, value in scores.items() if "fcn" in key})
@@ -372,7 +372,7 @@ class GenerationTask(TrainingTask):
                 log.warning("no FCN-score: the judge %s does not exist (train it first, e.g. `edgecnn train "
                             "shapes_judge --out %s`)", path, Path(path).parent)
                 return None
-            from edgecnn.generation_evaluation import open_judge
+            from edgecnn.evaluation.generation import open_judge
 
             self.opened_judge = open_judge(path)
         return self.opened_judge

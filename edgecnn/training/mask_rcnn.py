@@ -119,6 +119,6 @@ class MaskRCNNTask(RegionDetectionTask):
         return losses, ("rpn_cls", "rpn_box", "cls", "box", "mask")
 
     def evaluate(self, model) -> dict:
-        from edgecnn.mask_evaluation import evaluate_keras_instance_segmenter
+        from edgecnn.evaluation.instances import evaluate_keras_instance_segmenter
 
         return evaluate_keras_instance_segmenter(self.deliverable(model), self.val_set)

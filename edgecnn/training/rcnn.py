@@ -106,7 +106,7 @@ class RCNNTask(DetectionTask):
         return model
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation import evaluate_keras_rcnn
+        from edgecnn.evaluation.detection import evaluate_keras_rcnn
 
         return evaluate_keras_rcnn(model, self.val_set, self.val_proposals)
 

@@ -182,6 +182,6 @@ class RegionDetectionTask(DetectionTask):
         return faster_rcnn_losses, ("rpn_cls", "rpn_box", "cls", "box")
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation import evaluate_keras_region_detector
+        from edgecnn.evaluation.detection import evaluate_keras_region_detector
 
         return evaluate_keras_region_detector(self.deliverable(model), self.val_set)

@@ -75,7 +75,7 @@ class SegmentationTask(TrainingTask):
         return model
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation import segmentation_metrics
+        from edgecnn.evaluation.metrics import segmentation_metrics
 
         logits = np.asarray(model.predict(self.val_set.images, batch_size=self.recipe.training.batch_size, verbose=0))
         return segmentation_metrics(logits.argmax(axis=-1), self.val_set.masks, self.num_classes)

@@ -11,7 +11,8 @@ import numpy as np
 
 from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.errors import EdgeCNNError
-from edgecnn.evaluation import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD, coco_stats, letterboxed
+from edgecnn.evaluation.inputs import letterboxed
+from edgecnn.evaluation.metrics import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD, coco_stats
 from edgecnn.runtime.instance_segmenter import decode_instances
 from edgecnn.runtime.masks import encode_rle
 

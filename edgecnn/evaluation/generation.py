@@ -71,7 +71,7 @@ def open_judge(judge, trust: bool = False, threads: int | None = None) -> FcnJud
 
 
 def _keras_labeller(model) -> Callable[[np.ndarray], np.ndarray]:
-    from edgecnn.evaluation import letterboxed_images
+    from edgecnn.evaluation.inputs import letterboxed_images
     from edgecnn.export.metadata import infer_task
     from edgecnn.runtime.segmenter import original_class_map
 
@@ -94,7 +94,7 @@ def _keras_labeller(model) -> Callable[[np.ndarray], np.ndarray]:
 
 def fcn_score(pictures: np.ndarray, labels: np.ndarray, judge: FcnJudge) -> dict:
     """The judge's mIoU and pixel accuracy on ``pictures`` against ``labels`` (N, H, W)."""
-    from edgecnn.evaluation import segmentation_metrics
+    from edgecnn.evaluation.metrics import segmentation_metrics
 
     return segmentation_metrics(judge(pictures), labels, judge.num_classes)
 
