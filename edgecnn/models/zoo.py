@@ -4,33 +4,24 @@ use, so that ``import edgecnn`` does not import TensorFlow."""
 
 from __future__ import annotations
 
+import importlib
+
 from edgecnn.errors import EdgeCNNError, did_you_mean
 from edgecnn.models.registry import TASKS, ModelEntry, entries, registered
 
 __all__ = ["TASKS", "create_model", "family_of", "get_entry", "list_models"]
 
 
+# the family modules, in listing order: the textbook's chronology
+FAMILIES = ("alexnet", "vgg", "googlenet", "resnet", "edgenet", "rcnn", "fast_rcnn", "faster_rcnn", "yolo", "fcn",
+            "unet", "segnet", "mask_rcnn", "pix2pix", "cyclegan")
+
+
 def _load_families() -> None:
-    # Importing a family module registers its variants; done lazily so that `import edgecnn`
-    # does not import TensorFlow.
-    # Import order is listing order: the textbook's chronology.
-    from edgecnn.models import (
-        alexnet,  # noqa: F401
-        cyclegan,  # noqa: F401
-        edgenet,  # noqa: F401
-        fast_rcnn,  # noqa: F401
-        faster_rcnn,  # noqa: F401
-        fcn,  # noqa: F401
-        googlenet,  # noqa: F401
-        mask_rcnn,  # noqa: F401
-        pix2pix,  # noqa: F401
-        rcnn,  # noqa: F401
-        resnet,  # noqa: F401
-        segnet,  # noqa: F401
-        unet,  # noqa: F401
-        vgg,  # noqa: F401
-        yolo,  # noqa: F401
-    )
+    """Import every family module, which registers its variants; done on first use, so that
+    `import edgecnn` does not import TensorFlow."""
+    for family in FAMILIES:
+        importlib.import_module(f"edgecnn.models.{family}")
 
 
 def get_entry(name: str) -> ModelEntry:
