@@ -7,8 +7,9 @@ Figures seen when the floors were set (2026-12-05, 2-core AMD EPYC, one run each
 comments; the floors sit well below the trained figure and above the untrained one.
 
 Generators are scored by FCN-score with a small judge trained in the module. Not covered yet:
-CycleGAN (FCN mIoU 0.204 after 4 epochs at 1/8 width, against 0.176 untrained and about 0.18 for a
-flat grey picture: no floor clears both); it needs a training budget that has not been calibrated."""
+CycleGAN (FCN mIoU 0.204 after 4 epochs at 1/8 width and 0.199 after 12, against 0.176 untrained
+and about 0.18 for a flat grey picture: no floor clears both; the full recipe reaches 0.284); it
+needs a training budget that has not been calibrated."""
 
 from __future__ import annotations
 
