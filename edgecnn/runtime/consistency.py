@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgecnn.runtime.metadata import ModelMetadata, class_count, label_mismatch
+from edgecnn.runtime.metadata import ModelMetadata, class_count, label_mismatch, parse_labels
 from edgecnn.runtime.standard_metadata import DETECTOR_METADATA
 
 AXIS_LABELS = "TENSOR_AXIS_LABELS"
@@ -36,10 +36,6 @@ def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"check": name, "ok": bool(ok), "detail": detail}
 
 
-def _label_lines(content: bytes) -> list[str]:
-    return [line.strip() for line in content.decode("utf-8", errors="replace").splitlines() if line.strip()]
-
-
 def _label_checks(outputs: list[dict], metadata: ModelMetadata | None, subgraph: dict, files: dict[str, bytes]):
     count = class_count(metadata)
     if metadata is not None and metadata.labels:
@@ -57,7 +53,7 @@ def _label_checks(outputs: list[dict], metadata: ModelMetadata | None, subgraph:
             if name not in files:
                 yield _check("labels", False, f"{where} names label file '{name}', which is not packed in the file")
                 continue
-            lines = _label_lines(files[name])
+            lines = parse_labels(files[name].decode("utf-8", errors="replace"))
             yield _check("labels", len(lines) == axis, f"'{name}' holds {len(lines)} labels for {where}")
             if metadata is not None and metadata.labels and lines != list(metadata.labels):
                 yield _check("labels", False, f"'{name}' differs from the labels in edgecnn's metadata")

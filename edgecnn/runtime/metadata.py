@@ -144,11 +144,11 @@ def labels_of(metadata: ModelMetadata | None, given: list[str] | None = None) ->
     (classes named by index). Given labels of the wrong count are an error; a file whose own
     labels do not match its outputs (made by another tool) opens with a warning and index names."""
     if given:
-        problem = label_mismatch(given, metadata) if class_count(metadata) is not None else None
-        if problem:
-            raise EdgeCNNError(f"The labels given do not fit this model: {problem}.",
-                               f"Give exactly {class_count(metadata)} class names, one per line, in the model's "
-                               "class order (`edgecnn inspect MODEL` shows its outputs).")
+        count = class_count(metadata)
+        if count is not None and len(given) != count:
+            raise EdgeCNNError(f"The labels given do not fit this model: {label_mismatch(given, metadata)}.",
+                               f"Give exactly {count} class names, one per line, in the model's class order "
+                               "(`edgecnn inspect MODEL` shows its outputs).")
         return list(given)
     if metadata is None or not metadata.labels:
         return None
@@ -161,6 +161,11 @@ def labels_of(metadata: ModelMetadata | None, given: list[str] | None = None) ->
     return list(metadata.labels)
 
 
+def parse_labels(text: str) -> list[str]:
+    """Class names from a label file's text, one per line (blank lines ignored)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def read_labels(path: str | os.PathLike) -> list[str]:
     """Class names from a text file, one per line (blank lines ignored)."""
     from pathlib import Path
@@ -168,7 +173,7 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise EdgeCNNError(f"Labels file '{file}' does not exist.", "Give a text file with one class name per line.")
-    return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return parse_labels(file.read_text(encoding="utf-8"))
 
 
 def label_of(labels: tuple[str, ...] | list[str] | None, index: int) -> str:
