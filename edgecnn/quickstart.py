@@ -61,20 +61,23 @@ def _convert(model: Path, target: str, out: Path, calibration: str) -> dict:
 
 
 def _evaluate(out: Path, val_spec: str, files: dict) -> dict:
-    from edgecnn.data.detection import load_detection_samples
-    from edgecnn.evaluation.detection import evaluate_keras_detector, evaluate_tflite_detector
     from edgecnn.api import load_model
-    from edgecnn.models.yolo import detection_layout
+    from edgecnn.data.detection import load_detection_samples
+    from edgecnn.evaluation.detection import evaluate_detector
+    from edgecnn.evaluation.inputs import backend_of
+    from edgecnn.evaluation.keras_backend import evaluation_pipeline
+    from edgecnn.evaluation.metrics import EVALUATION_OPTIONS
+    from edgecnn.runtime.tasks import open as open_pipeline
 
     dataset = load_detection_samples(val_spec, "all")
-    model = load_model(out / "train" / "model.keras")
-    results = {"float": {**evaluate_keras_detector(model, dataset, tuple(detection_layout(model)["strides"])),
-                         "file": str(out / "train" / "model.keras")}}
-    # fp16 is the GPU target: run it there where a hardware GPU takes the whole graph (auto)
-    for target, path in files.items():
-        results[target] = {**evaluate_tflite_detector(path.read_bytes(), dataset, "cpu" if target == "int8" else "auto"),
-                           "file": str(path)}
-    return results
+    # the same pipeline for every row: only the backend differs
+    pipelines = {"float": (evaluation_pipeline(load_model(out / "train" / "model.keras"), "detection"),
+                           out / "train" / "model.keras")}
+    for target, path in files.items():  # fp16 is the GPU target: on the GPU where one takes the whole graph
+        pipelines[target] = (open_pipeline(path, "cpu" if target == "int8" else "auto", task="detection",
+                                           **EVALUATION_OPTIONS["detection"]), path)
+    return {target: {**evaluate_detector(pipeline, dataset), **backend_of(pipeline), "file": str(path)}
+            for target, (pipeline, path) in pipelines.items()}
 
 
 def _predict(out: Path, model: Path, val_spec: str) -> list[str]:

@@ -394,9 +394,9 @@ def test_yolo_builds_on_every_backbone_family():
     import edgecnn
     from edgecnn.models.yolo import detection_layout
 
-    for backbone in ("edgenet", "resnet18", "vgg16"):
-        model = edgecnn.models.yolo._create_yolo(backbone, input_shape=(64, 64, 3), num_classes=2,
-                                                  width_multiplier=0.125, neck_channels=16)
+    for variant in ("yolo_edgenet", "yolo_resnet18", "yolo_vgg16"):
+        model = edgecnn.create_model(variant, input_shape=(64, 64, 3), num_classes=2, width_multiplier=0.125,
+                                     neck_channels=16)
         layout = detection_layout(model)
         assert layout["strides"] == [8, 16, 32]
         assert tuple(model.outputs[0].shape) == (None, 64 + 16 + 4, 4)

@@ -12,12 +12,18 @@ import pytest
 
 import edgecnn
 from edgecnn.cli.main import main
-from edgecnn.data.translation import SHAPES_PALETTE, load_translation_samples
+from edgecnn.data.translation import SHAPES_PALETTE, from_unit_range, load_translation_samples, to_unit_range
 from edgecnn.errors import EdgeCNNError
-from edgecnn.evaluation.generation import keras_generate, open_judge
+from edgecnn.evaluation.generation import open_judge
 from edgecnn.runtime.edges import canny_edges
 
 SIZE = (32, 32, 3)
+
+
+def keras_generate(generator, pictures: np.ndarray) -> np.ndarray:
+    """The generator's 8-bit pictures straight from Keras, without the runtime pipeline that
+    evaluation uses (an independent reference for it)."""
+    return from_unit_range(generator.predict(to_unit_range(pictures), batch_size=16, verbose=0))
 
 
 def _palette_judge():

@@ -124,11 +124,11 @@ def test_mask_rcnn_converts_to_the_quantized_targets_and_runs(mask_file, target,
 
 def test_the_fp16_mask_rcnn_runs_fully_on_the_gpu_accelerator(gpu, mask_file):
     from edgecnn.export.convert import convert
-    from edgecnn.models.faster_rcnn import deployment_model
+    from edgecnn.models.detector_families import deployed_model
 
     model, _, _ = mask_file
     batch = np.random.default_rng(1).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
-    result = gpu(convert(deployment_model(model), "fp16"), [batch])
+    result = gpu(convert(deployed_model(model), "fp16"), [batch])
     assert result.available and result.fully_accelerated
     expected = np.asarray(model(batch, training=False)[-1])
     np.testing.assert_allclose(result.outputs[-1], expected, atol=0.02)  # the masks, in (0, 1)

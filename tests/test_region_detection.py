@@ -198,9 +198,9 @@ def test_the_fp16_faster_rcnn_runs_fully_on_the_gpu_accelerator(gpu, converted):
     from edgecnn.export.convert import convert
 
     model, _, _ = converted
-    from edgecnn.models.faster_rcnn import deployment_model
+    from edgecnn.models.detector_families import deployed_model
 
-    deployed = deployment_model(model)
+    deployed = deployed_model(model)
     batch = np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
     result = gpu(convert(deployed, "fp16"), [batch])
     assert result.available, result.error
@@ -337,7 +337,7 @@ def test_svm_loss_is_the_multiclass_hinge_and_can_be_chosen_for_classifiers():
 def test_rcnn_converts_to_one_region_per_invoke_and_the_runtime_decodes_svm_scores(tmp_path):
     from edgecnn._keras import keras
     from edgecnn.data.shapes import generate_sample
-    from edgecnn.models.rcnn import rcnn_deployment_model
+    from edgecnn.models.detector_families import deployed_model
 
     keras.utils.set_random_seed(6)
     model = edgecnn.create_model("test_rcnn", num_classes=4)
@@ -348,7 +348,7 @@ def test_rcnn_converts_to_one_region_per_invoke_and_the_runtime_decodes_svm_scor
     assert detector.warps_regions
     crops = np.random.default_rng(0).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
     svm, deltas = detector.classify_regions(crops)
-    expected = rcnn_deployment_model(model)(crops, training=False)
+    expected = deployed_model(model)(crops, training=False)
     np.testing.assert_allclose(svm, np.asarray(expected[0]), atol=1e-4)
     np.testing.assert_allclose(deltas, np.asarray(expected[1]), atol=1e-4)
     result = detector(generate_sample(np.random.default_rng(2), 64).image)

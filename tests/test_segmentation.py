@@ -299,11 +299,12 @@ def test_int8_io_segmenter_takes_the_argmax_of_the_stored_integers(tiny_unet_fil
 
 
 def test_eval_of_a_segmenter_matches_keras(tiny_unet_file):
-    from edgecnn.evaluation.segmentation import evaluate_keras_segmenter, evaluate_tflite_segmenter
+    import edgecnn
 
     model, path = tiny_unet_file
-    keras_metrics = evaluate_keras_segmenter(model, "builtin:shapes", "val", 8)
-    tflite_metrics = evaluate_tflite_segmenter(path.read_bytes(), "builtin:shapes", "val", 8)
+    keras_metrics = edgecnn.evaluate(model, "builtin:shapes", split="val", limit=8)
+    tflite_metrics = edgecnn.evaluate(path, "builtin:shapes", split="val", limit=8, accelerator="cpu")
+    assert keras_metrics["backend"] == "keras" and tflite_metrics["backend"] != "keras"
     assert tflite_metrics["miou"] == pytest.approx(keras_metrics["miou"], abs=0.01)
     assert load_shapes_semantic((32, 32, 3), "val", 8).masks.max() <= 4
 

@@ -21,17 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.translation import TranslationSet, from_unit_range, to_unit_range
+from edgecnn.data.translation import TranslationSet, to_unit_range
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.translator import Translator
 
 log = logging.getLogger("edgecnn.evaluation")
 
-BATCH = 16
-
-
-def keras_generate(generator, pictures: np.ndarray) -> np.ndarray:
-    """uint8 pictures -> the Keras generator's uint8 pictures (inputs and outputs in [-1, 1])."""
-    return from_unit_range(generator.predict(to_unit_range(pictures), batch_size=BATCH, verbose=0))
+def generate(translator: Translator, pictures: np.ndarray) -> np.ndarray:
+    """uint8 pictures -> the translator pipeline's uint8 pictures (a .tflite file, or a Keras
+    generator behind ``keras_backend``), one at a time as on a device."""
+    return np.stack([translator(picture).image for picture in pictures])
 
 
 class FcnJudge:
@@ -59,37 +58,24 @@ def open_judge(judge, trust: bool = False, threads: int | None = None) -> FcnJud
         if path.suffix == ".tflite":
             from edgecnn.runtime.segmenter import Segmenter
 
-            segmenter = Segmenter(path, accelerator="cpu", threads=threads)
-            return FcnJudge(lambda pictures: np.stack([segmenter(picture).class_map for picture in pictures]),
-                            segmenter.num_classes, str(path))
+            return _pipeline_judge(Segmenter(path, accelerator="cpu", threads=threads), str(path))
         from edgecnn.export.keras_io import load_model
 
         name, judge = str(path), load_model(path, trust=trust)
     else:
         name = getattr(judge, "name", "judge")
-    return FcnJudge(_keras_labeller(judge), int(judge.outputs[0].shape[-1]), name)
-
-
-def _keras_labeller(model) -> Callable[[np.ndarray], np.ndarray]:
-    from edgecnn.evaluation.inputs import letterboxed_images
+    from edgecnn.evaluation.keras_backend import keras_pipeline
     from edgecnn.export.metadata import infer_task
-    from edgecnn.runtime.segmenter import original_class_map
 
-    if infer_task(model) != "segmentation":
-        raise EdgeCNNError(f"The judge '{model.name}' is not a segmentation model.",
+    if infer_task(judge) != "segmentation":
+        raise EdgeCNNError(f"The judge '{judge.name}' is not a segmentation model.",
                            "The FCN-score's judge is a segmenter trained on the real pictures (e.g. shapes_judge).")
-    input_size = tuple(int(d) for d in model.input_shape[1:])
+    return _pipeline_judge(keras_pipeline(judge, "segmentation"), name)
 
-    def label(pictures: np.ndarray) -> np.ndarray:  # as the runtime Segmenter does: letterbox, [0, 1]
-        rgb = pictures if pictures.shape[-1] == 3 else np.repeat(pictures, 3, axis=-1)
-        maps = []
-        for start in range(0, len(rgb), BATCH):
-            images, fits = letterboxed_images(rgb[start:start + BATCH], input_size)
-            logits = np.asarray(model(images, training=False))
-            maps += [original_class_map(one, fit, rgb.shape[2], rgb.shape[1]) for one, fit in zip(logits, fits)]
-        return np.stack(maps)
 
-    return label
+def _pipeline_judge(segmenter, name: str) -> FcnJudge:
+    return FcnJudge(lambda pictures: np.stack([segmenter(picture).class_map for picture in pictures]),
+                    segmenter.num_classes, name)
 
 
 def fcn_score(pictures: np.ndarray, labels: np.ndarray, judge: FcnJudge) -> dict:
@@ -136,27 +122,14 @@ def translation_data(spec, size, split: str, limit: int | None, edges: bool) -> 
     return data
 
 
-def evaluate_keras_generator(generator, spec, split: str = "val", limit: int | None = None,
-                             edges: bool | None = False, judge=None, trust: bool = False) -> dict:
-    size = tuple(int(d) for d in generator.input_shape[1:])
-    data = translation_data(spec, size, split, limit, bool(edges))
-    return generation_metrics(keras_generate(generator, data.a), data, judge, trust)
-
-
-def evaluate_tflite_generator(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
-                              edges: bool | None = None, judge=None, accelerator: str = "cpu",
-                              threads: int | None = None, trust: bool = False) -> dict:
-    """Through the runtime Translator (its resizing and value mapping), one picture at a time;
-    ``edges`` defaults to what the file's metadata says its input is. The pairs' A side is
-    what the model is given (edges drawn here when ``edges``), so the Translator draws none."""
-    from edgecnn.runtime.translator import Translator
-
-    translator = Translator(model_bytes, accelerator, threads, edges="given")
+def evaluate_generator(translator: Translator, spec, split: str = "val", limit: int | None = None,
+                       edges: bool | None = None, judge=None, trust: bool = False) -> dict:
+    """Through the translator pipeline (its resizing and value mapping), one picture at a time;
+    ``edges`` defaults to what the model's metadata says its input is. The pairs' A side is
+    what the model is given (edges drawn here when ``edges``): open the translator with
+    ``edges="given"`` (``metrics.EVALUATION_OPTIONS``) so that it draws none."""
     data = translation_data(spec, translator.size, split, limit, translator.takes_edges if edges is None else edges)
-    generated = np.stack([translator(picture).image for picture in data.a])
-    metrics = generation_metrics(generated, data, judge, trust)
-    return {**metrics, "backend": translator.runner.backend, "accelerator": translator.runner.accelerator,
-            "fully_accelerated": translator.runner.fully_accelerated}
+    return generation_metrics(generate(translator, data.a), data, judge, trust)
 
 
 def run_settings(model_path: Path) -> tuple[str | None, bool | None]:

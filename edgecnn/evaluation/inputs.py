@@ -1,5 +1,5 @@
-"""What every task's evaluation feeds its model: the data of a spec and split, letterboxed
-batches as the runtime prepares them, and a progress bar for long runs."""
+"""What every task's evaluation shares: the data of a spec and split as the pictures a pipeline
+takes, what ran the model, and a progress bar for long runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 import numpy as np
 
 from edgecnn.data.detection import DetectionSet
-from edgecnn.runtime.images import letterbox
 
 log = logging.getLogger("edgecnn.evaluation")
 
@@ -20,21 +19,16 @@ def with_progress(iterable, enabled: bool, description: str):
 
     return tqdm(iterable, desc=description, unit="batch", leave=False)
 
-def letterboxed(samples, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
-    """The samples' images letterboxed to the model input, float32 in [0, 1], and their fits."""
-    return letterboxed_images([sample.image for sample in samples], input_size)
+def backend_of(pipeline) -> dict:
+    """What ran a pipeline's model: {backend, accelerator, fully_accelerated}."""
+    runner = pipeline.runner
+    return {"backend": runner.backend, "accelerator": runner.accelerator, "fully_accelerated": runner.fully_accelerated}
 
-def letterboxed_images(pictures, input_size: tuple[int, int, int]) -> tuple[np.ndarray, list]:
-    """RGB uint8 pictures letterboxed to the model input, float32 in [0, 1], and their fits."""
-    height, width, channels = input_size
-    images, fits = [], []
-    for picture in pictures:
-        image, fit = letterbox(picture, height, width)
-        if channels == 1:
-            image = image.mean(axis=2, keepdims=True)
-        images.append(image.astype(np.float32) / 255.0)
-        fits.append(fit)
-    return np.stack(images), fits
+
+def as_pixels(unit_images: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] (what the data loaders give) as the 8-bit pictures a pipeline takes."""
+    return np.clip(np.round(np.asarray(unit_images) * 255.0), 0, 255).astype(np.uint8)
+
 
 def classification_data(spec, size, split: str, limit: int | None):
     from edgecnn.data.images import load_classification_samples

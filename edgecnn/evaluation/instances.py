@@ -1,19 +1,16 @@
 """Instance segmentation metrics with COCO's own evaluation (pycocotools): box mAP (``bbox``)
 and mask mAP (``segm``) of a Mask R-CNN, as a .keras model or a .tflite file. Both go through
-the runtime's decoding (``decode_instances``), so their figures are comparable; masks travel as
+the same runtime pipeline (``InstanceSegmenter``), so their figures are comparable; masks travel as
 COCO RLE written by the runtime's encoder (``edgecnn.runtime.masks``)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 
 from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.errors import EdgeCNNError
-from edgecnn.evaluation.inputs import letterboxed
-from edgecnn.evaluation.metrics import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD, coco_stats
-from edgecnn.runtime.instance_segmenter import decode_instances
+from edgecnn.evaluation.metrics import coco_stats
+from edgecnn.runtime.instance_segmenter import InstanceSegmenter
 from edgecnn.runtime.masks import encode_rle
 
 
@@ -54,39 +51,19 @@ def coco_instance_map(dataset: DetectionSet, found: list[tuple[int, np.ndarray, 
     return {"map": boxes[0], "map50": boxes[1], "mask_map": masks[0], "mask_map50": masks[1], **metrics}
 
 
-def segment_dataset(dataset: DetectionSet, input_size: tuple[int, int, int], infer: Callable,
-                    layout: dict) -> list[tuple]:
-    """Letterbox each image, ``infer`` (a (1, H, W, C) float batch in [0, 1] -> the four outputs),
-    decode with the runtime's ``decode_instances``."""
+def segment_dataset(segmenter: InstanceSegmenter, dataset: DetectionSet) -> list[tuple]:
+    """Every image through ``segmenter``: (image id, boxes in original pixels, scores, classes,
+    full-size masks)."""
     found = []
     for sample in dataset.samples:
-        batch, (fit,) = letterboxed([sample], input_size)
-        detections, masks, _ = decode_instances(infer(batch), fit, sample.image.shape[:2], input_size[:2],
-                                                int(layout["mask_size"]), tuple(layout["delta_weights"]),
-                                                EVAL_SCORE_THRESHOLD, 0.5, EVAL_MAX_DETECTIONS)
-        boxes = fit.to_original(detections.boxes, sample.image.shape[1], sample.image.shape[0])
-        found.append((sample.image_id, boxes, detections.scores, detections.classes, masks))
+        instances = segmenter(sample.image).instances
+        found.append((sample.image_id, np.array([i.box for i in instances], np.float32).reshape(-1, 4),
+                      np.array([i.score for i in instances], np.float32), np.array([i.index for i in instances]),
+                      [i.mask for i in instances]))
     return found
 
 
-def evaluate_keras_instance_segmenter(model, dataset: DetectionSet) -> dict:
-    """Box and mask mAP of a Mask R-CNN Keras model (its deployed outputs, batch 1)."""
-    from edgecnn.models.faster_rcnn import region_layout
-
-    def infer(batch):
-        return [np.asarray(o) for o in model(batch, training=False)[2:]]
-
-    return coco_instance_map(dataset, segment_dataset(dataset, tuple(int(d) for d in model.input_shape[1:]), infer,
-                                                      region_layout(model)))
-
-
-def evaluate_tflite_instance_segmenter(model_bytes: bytes, dataset: DetectionSet, accelerator: str = "cpu",
-                                       threads: int | None = None) -> dict:
-    from edgecnn.runtime.tasks import open as open_pipeline
-
-    segmenter = open_pipeline(model_bytes, accelerator, threads, task="instance_segmentation",
-                              score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
-    metrics = coco_instance_map(dataset, segment_dataset(dataset, segmenter.size, segmenter.raw,
-                                                         segmenter.decoding))
-    return {**metrics, "backend": segmenter.runner.backend, "accelerator": segmenter.runner.accelerator,
-            "fully_accelerated": segmenter.runner.fully_accelerated}
+def evaluate_instance_segmenter(segmenter: InstanceSegmenter, dataset: DetectionSet) -> dict:
+    """Box and mask mAP of an instance segmenter pipeline (a .tflite file, or a Mask R-CNN Keras
+    model behind ``keras_backend``), opened with the evaluation's options."""
+    return coco_instance_map(dataset, segment_dataset(segmenter, dataset))

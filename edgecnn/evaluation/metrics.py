@@ -13,10 +13,15 @@ from edgecnn.data.detection import DetectionSet, coco_ground_truth
 from edgecnn.runtime.detection import RawDetections
 
 # COCO evaluation settings: a low score floor and up to 100 detections per image
-# COCO evaluation settings: a low score floor and up to 100 detections per image
 EVAL_SCORE_THRESHOLD = 0.01
-
 EVAL_MAX_DETECTIONS = 100
+# the options evaluation opens each task's pipeline with (the rest are the pipeline's defaults)
+EVALUATION_OPTIONS = {
+    "classification": {"top_k": 1},
+    "detection": {"score_threshold": EVAL_SCORE_THRESHOLD, "max_detections": EVAL_MAX_DETECTIONS},
+    "instance_segmentation": {"score_threshold": EVAL_SCORE_THRESHOLD, "max_detections": EVAL_MAX_DETECTIONS},
+    "generation": {"edges": "given"},  # the evaluation data gives the edge drawings themselves
+}
 
 METRIC_KEYS = ("top1", "map", "map50", "mask_map", "mask_map50", "miou", "pixel_acc", "l1", "fcn_miou",
                "fcn_pixel_acc", "real_fcn_miou", "real_fcn_pixel_acc")

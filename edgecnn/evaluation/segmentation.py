@@ -1,29 +1,26 @@
-"""mIoU and pixel accuracy of a segmenter, Keras model or .tflite file (through the runtime Segmenter)."""
+"""mIoU and pixel accuracy of any segmenter pipeline (a .tflite file, or a Keras model behind
+``keras_backend``): each image through the pipeline's letterbox, backend and class map."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from edgecnn.data.segmentation import SegmentationSet
+from edgecnn.evaluation.inputs import as_pixels
 from edgecnn.evaluation.metrics import segmentation_metrics
-from edgecnn.runtime.tasks import open as open_pipeline
+from edgecnn.runtime.segmenter import Segmenter
 
 
-def evaluate_keras_segmenter(model, spec, split: str = "val", limit: int | None = None) -> dict:
+def evaluate_segmenter(segmenter: Segmenter, spec, split: str = "val", limit: int | None = None) -> dict:
+    """On the data's images at the model's input size (letterboxed with their masks by the
+    loader, so the class maps and the masks line up pixel for pixel)."""
     from edgecnn.data.segmentation import load_segmentation_samples
 
-    size = tuple(int(d) for d in model.input_shape[1:])
-    dataset = load_segmentation_samples(spec, size, split, limit)
-    logits = np.asarray(model.predict(dataset.images, batch_size=16, verbose=0))
-    return segmentation_metrics(logits.argmax(axis=-1), dataset.masks, int(logits.shape[-1]))
+    return segmentation_set_metrics(segmenter, load_segmentation_samples(spec, segmenter.size, split, limit))
 
-def evaluate_tflite_segmenter(model_bytes: bytes, spec, split: str = "val", limit: int | None = None,
-                              accelerator: str = "cpu", threads: int | None = None) -> dict:
-    """Through the runtime Segmenter on the letterboxed inputs (class maps at input size)."""
-    from edgecnn.data.segmentation import load_segmentation_samples
 
-    segmenter = open_pipeline(model_bytes, accelerator, threads, task="segmentation")
-    dataset = load_segmentation_samples(spec, segmenter.size, split, limit)
-    predicted = np.stack([segmenter.class_map(image) for image in dataset.images])
-    metrics = segmentation_metrics(predicted, dataset.masks, segmenter.num_classes)
-    return {**metrics, "backend": segmenter.runner.backend, "accelerator": segmenter.runner.accelerator,
-            "fully_accelerated": segmenter.runner.fully_accelerated}
+def segmentation_set_metrics(segmenter: Segmenter, dataset: SegmentationSet, num_classes: int | None = None) -> dict:
+    """{miou, pixel_acc, per_class_iou} of ``segmenter`` on a loaded set (images and masks at
+    the model's input size); ``num_classes`` where the data names more classes than the model."""
+    predicted = np.stack([segmenter(picture).class_map for picture in as_pixels(dataset.images)])
+    return segmentation_metrics(predicted, dataset.masks, num_classes or segmenter.num_classes)

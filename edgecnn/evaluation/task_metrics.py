@@ -1,6 +1,7 @@
 """``evaluate`` (``edgecnn.evaluate``, `edgecnn eval`): the task metrics of a .keras/.h5 model or a
 .tflite file, each task through its module; a Keras model and its .tflite go through the same
-pre- and post-processing, so their figures are comparable."""
+runtime pipeline (pre-processing, decoding, NMS), only the backend differs, so their figures are
+comparable."""
 
 from __future__ import annotations
 
@@ -9,18 +10,16 @@ import os
 from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.evaluation.classification import evaluate_keras_classifier, evaluate_tflite_classifier
-from edgecnn.evaluation.detection import (
-    evaluate_keras_detector,
-    evaluate_keras_fast_rcnn,
-    evaluate_keras_rcnn,
-    evaluate_keras_region_detector,
-    evaluate_tflite_detector,
-)
-from edgecnn.evaluation.inputs import detection_set
-from edgecnn.evaluation.segmentation import evaluate_keras_segmenter, evaluate_tflite_segmenter
+from edgecnn.evaluation.classification import evaluate_classifier
+from edgecnn.evaluation.detection import evaluate_detector
+from edgecnn.evaluation.generation import evaluate_generator
+from edgecnn.evaluation.inputs import backend_of, detection_set
+from edgecnn.evaluation.instances import evaluate_instance_segmenter
+from edgecnn.evaluation.metrics import EVALUATION_OPTIONS
+from edgecnn.evaluation.segmentation import evaluate_segmenter
 
 log = logging.getLogger("edgecnn.evaluation")
+TASK_METRICS = ("classification", "detection", "segmentation", "instance_segmentation", "generation")
 
 
 def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int | None = None,
@@ -68,57 +67,47 @@ def evaluate(model_or_path, data: str, *, split: str | None = None, limit: int |
 def _evaluate_tflite(data: bytes, spec, split: str, limit: int | None, accelerator: str, threads: int | None,
                      task: str | None, generation: dict) -> dict:
     from edgecnn.runtime.metadata import read_metadata
+    from edgecnn.runtime.tasks import open as open_pipeline
 
     task = task or getattr(read_metadata(data), "task", None)
     if not task:
         raise EdgeCNNError("This .tflite file carries no edgecnn metadata, so its task is unknown.",
                            "Pass the task (CLI: --task classification|detection|segmentation).")
-    if task == "detection":
-        return evaluate_tflite_detector(data, detection_set(spec, split, limit), accelerator, threads)
-    if task == "segmentation":
-        return evaluate_tflite_segmenter(data, spec, split, limit, accelerator, threads)
-    if task == "instance_segmentation":
-        from edgecnn.evaluation.instances import evaluate_tflite_instance_segmenter
+    _require_metric(task)
+    pipeline = open_pipeline(data, accelerator, threads, task=task, **EVALUATION_OPTIONS.get(task, {}))
+    return evaluate_pipeline(pipeline, task, spec, split, limit, generation)
 
-        return evaluate_tflite_instance_segmenter(data, detection_set(spec, split, limit, True), accelerator, threads)
-    if task == "classification":
-        return evaluate_tflite_classifier(data, spec, split, limit, accelerator, threads)
-    if task == "generation":
-        from edgecnn.evaluation.generation import evaluate_tflite_generator
-
-        return evaluate_tflite_generator(data, spec, split, limit, generation["edges"], generation["judge"],
-                                         accelerator, threads, generation["trust"])
-    raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
 
 def _evaluate_keras(model, spec, split: str, limit: int | None, task: str | None, generation: dict) -> dict:
+    from edgecnn.evaluation.keras_backend import keras_pipeline
     from edgecnn.export.metadata import infer_task
 
     task = infer_task(model, task)
+    _require_metric(task)
+    recipe = {"data": {"edges": True}} if task == "generation" and generation["edges"] else None
+    pipeline = keras_pipeline(model, task, recipe=recipe, **EVALUATION_OPTIONS.get(task, {}))
+    return evaluate_pipeline(pipeline, task, spec, split, limit, generation)
+
+
+def _require_metric(task: str) -> None:
+    if task not in TASK_METRICS:
+        raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
+
+
+def evaluate_pipeline(pipeline, task: str, spec, split: str, limit: int | None, generation: dict | None = None
+                      ) -> dict:
+    """The metrics of ``task`` for a runtime pipeline on any backend (a .tflite file, or a Keras
+    model behind ``keras_backend.keras_pipeline``), opened with ``EVALUATION_OPTIONS``."""
+    generation = generation or {}
     if task == "detection":
-        from edgecnn.models.fast_rcnn import is_fast_rcnn
-        from edgecnn.models.faster_rcnn import is_faster_rcnn
-        from edgecnn.models.rcnn import is_rcnn
-        from edgecnn.models.yolo import detection_layout
-
-        if is_faster_rcnn(model):
-            return evaluate_keras_region_detector(model, detection_set(spec, split, limit))
-        if is_fast_rcnn(model):
-            return evaluate_keras_fast_rcnn(model, detection_set(spec, split, limit))
-        if is_rcnn(model):
-            return evaluate_keras_rcnn(model, detection_set(spec, split, limit))
-        strides = tuple(detection_layout(model)["strides"])
-        return evaluate_keras_detector(model, detection_set(spec, split, limit), strides)
-    if task == "segmentation":
-        return evaluate_keras_segmenter(model, spec, split, limit)
-    if task == "instance_segmentation":
-        from edgecnn.evaluation.instances import evaluate_keras_instance_segmenter
-
-        return evaluate_keras_instance_segmenter(model, detection_set(spec, split, limit, True))
-    if task == "classification":
-        return evaluate_keras_classifier(model, spec, split, limit)
-    if task == "generation":
-        from edgecnn.evaluation.generation import evaluate_keras_generator
-
-        return evaluate_keras_generator(model, spec, split, limit, generation["edges"], generation["judge"],
-                                        generation["trust"])
-    raise EdgeCNNError(f"There is no evaluation metric for task '{task}' yet.")
+        metrics = evaluate_detector(pipeline, detection_set(spec, split, limit))
+    elif task == "instance_segmentation":
+        metrics = evaluate_instance_segmenter(pipeline, detection_set(spec, split, limit, True))
+    elif task == "segmentation":
+        metrics = evaluate_segmenter(pipeline, spec, split, limit)
+    elif task == "classification":
+        metrics = evaluate_classifier(pipeline, spec, split, limit)
+    else:
+        metrics = evaluate_generator(pipeline, spec, split, limit, generation.get("edges"), generation.get("judge"),
+                                     generation.get("trust", False))
+    return {**metrics, **backend_of(pipeline)}

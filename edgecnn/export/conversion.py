@@ -79,9 +79,8 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     from edgecnn.export.metadata import infer_task, metadata_for, write_metadata
     from edgecnn.export.report import build_report
     from edgecnn.io_utils import atomic_write_bytes, atomic_write_text
-    from edgecnn.models.fast_rcnn import is_fast_rcnn, random_proposals
-    from edgecnn.models.faster_rcnn import deployment_model, is_faster_rcnn
-    from edgecnn.models.rcnn import is_rcnn, rcnn_deployment_model
+    from edgecnn.models.detector_families import detector_family
+    from edgecnn.models.fast_rcnn import random_proposals
     from edgecnn.runtime.inspection import inspect_model
 
     source, recipe = "the Keras model in memory", None
@@ -102,13 +101,10 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
             "Pass calibration data (CLI: --calibration DATA), e.g. builtin:digits or folder:images/.",
         )
     task = infer_task(model, task)
-    two_stage = task in ("detection", "instance_segmentation") and is_faster_rcnn(model)
-    if two_stage:
-        model = deployment_model(model)  # the RPN's per-anchor outputs serve training only
-    warps_regions = task == "detection" and is_rcnn(model)
-    if warps_regions:
-        model = rcnn_deployment_model(model)  # the softmax head only fine-tuned the CNN
-    takes_proposals = task == "detection" and is_fast_rcnn(model)
+    family = detector_family(model) if task in ("detection", "instance_segmentation") else None
+    if family is not None:
+        model = family.deployed(model)  # training-only outputs (the RPN's, R-CNN's softmax head) dropped
+    takes_proposals = family is not None and family.proposal_input
     size = tuple(int(d) for d in (model.input_shape[0] if takes_proposals else model.input_shape)[1:])
     label_source = "argument" if labels else "none"
     if not labels and recipe is not None:
@@ -142,8 +138,8 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
                 extra = [random_proposals(size[:2], int(model.input_shape[1][1]), seed)[None]] if takes_proposals else []
                 yield [image[None], *extra]
     flatbuffer = to_flatbuffer(model, target, representative)
-    # MediaPipe's decoder reads one box per fixed anchor: a two-stage file's proposals are not that
-    flatbuffer, device_head = (flatbuffer, False) if two_stage or takes_proposals or warps_regions \
+    # MediaPipe's decoder reads one box per fixed anchor: a region detector's proposals are not that
+    flatbuffer, device_head = (flatbuffer, False) if family is not None and not family.device_head \
         else add_device_heads(flatbuffer, task)
     _require_loads(flatbuffer, target, out, calibration, calibration_images, threads)
     metadata = metadata_for(model, task, labels, target,
@@ -159,7 +155,7 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     if out is not None:
         atomic_write_bytes(out, flatbuffer)
         log.info(f"wrote {out} ({len(flatbuffer):,} bytes); verifying (parity, ops, GPU, latency)")
-    decode = _region_decoder(model) if two_stage else None
+    decode = _region_decoder(model) if family is not None and family.region_decoded else None
     figures = build_report(flatbuffer, model, target, parity_samples, task, sample_source, threads=threads,
                            device_head=device_head, decode=decode)
     result = ConversionReport(**figures, output=str(out) if out is not None else None, source=source,

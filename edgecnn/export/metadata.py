@@ -22,16 +22,11 @@ from edgecnn.runtime.metadata import (
     Normalization,
     OutputSpec,
 )
-from edgecnn.runtime.regions import MASK_KIND, PROPOSAL_KIND, REGION_KIND, WARP_KIND
 from edgecnn.runtime.standard_metadata import STANDARD_METADATA_NAME
 
 # what each output holds, in the model's output order
-OUTPUT_KINDS = {"classification": ("logits",), "detection": ("box_log_distances", "class_logits"),
-                "segmentation": ("class_logits",), "generation": ("image",)}
+OUTPUT_KINDS = {"classification": ("logits",), "segmentation": ("class_logits",), "generation": ("image",)}
 OUTPUT_RANGE = {"generation": (-1.0, 1.0)}  # tanh
-# a two-stage (Faster R-CNN) detector's deployed outputs, in Keras order
-REGION_OUTPUT_KINDS = ("proposals", "class_probabilities", "box_deltas")
-RCNN_OUTPUT_KINDS = ("svm_scores", "box_deltas")
 
 
 def infer_task(model, explicit: str | None = None) -> str:
@@ -42,14 +37,11 @@ def infer_task(model, explicit: str | None = None) -> str:
         return explicit
     if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2:
         return "classification"
-    from edgecnn.models.fast_rcnn import is_fast_rcnn
-    from edgecnn.models.faster_rcnn import has_masks, is_faster_rcnn
-    from edgecnn.models.rcnn import is_rcnn
+    from edgecnn.models.detector_families import detector_family
 
-    if is_faster_rcnn(model) and has_masks(model):
-        return "instance_segmentation"
-    if is_faster_rcnn(model) or is_fast_rcnn(model) or is_rcnn(model):
-        return "detection"
+    family = detector_family(model)
+    if family is not None:
+        return family.task
     shapes = [tuple(o.shape) for o in model.outputs]
     if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][-1] == 4:
         return "detection"
@@ -65,27 +57,18 @@ def infer_task(model, explicit: str | None = None) -> str:
 
 
 def decoding_of(model, task: str) -> dict[str, Any] | None:
-    """Post-processing parameters the runtime needs, read from the model's graph."""
-    if task == "instance_segmentation":
-        from edgecnn.models.faster_rcnn import region_layout
-
-        return region_layout(model)
-    if task != "detection":
+    """Post-processing parameters the runtime needs, read from the model's graph by its
+    detector family's description."""
+    if task not in ("detection", "instance_segmentation"):
         return None
-    from edgecnn.models.fast_rcnn import fast_rcnn_layout, is_fast_rcnn
-    from edgecnn.models.faster_rcnn import is_faster_rcnn, region_layout
-    from edgecnn.models.rcnn import is_rcnn, rcnn_layout
-    from edgecnn.models.yolo import detection_layout
+    from edgecnn.models.detector_families import detector_family
 
-    try:
-        if is_rcnn(model):
-            return rcnn_layout(model)
-        if is_fast_rcnn(model):
-            return fast_rcnn_layout(model)
-        return region_layout(model) if is_faster_rcnn(model) else detection_layout(model)
-    except ValueError as error:
-        raise EdgeCNNError(f"Cannot read the detection layout of '{model.name}': {error}.",
-                           "edgecnn's Detector decodes the zoo's YOLO and Faster R-CNN families.") from error
+    family = detector_family(model)
+    if family is None:
+        raise EdgeCNNError(f"Cannot read the detection layout of '{model.name}': it is of no detector family "
+                           "edgecnn decodes.", "edgecnn's Detector decodes the zoo's YOLO, R-CNN, Fast R-CNN, "
+                           "Faster R-CNN and Mask R-CNN families.")
+    return family.layout(model)
 
 
 def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: str | None = None,
@@ -104,14 +87,10 @@ def metadata_for(model, task: str, labels: Sequence[str] | None = None, target: 
                      content="edges" if takes_edges else "picture")
     kinds = OUTPUT_KINDS.get(task, ("raw",) * len(model.outputs))
     decoding = decoding_of(model, task)
-    if decoding is not None and decoding["kind"] == REGION_KIND:
-        kinds = REGION_OUTPUT_KINDS
-    elif decoding is not None and decoding["kind"] == MASK_KIND:
-        kinds = (*REGION_OUTPUT_KINDS, "mask_probabilities")
-    elif decoding is not None and decoding["kind"] == PROPOSAL_KIND:
-        kinds = REGION_OUTPUT_KINDS[1:]
-    elif decoding is not None and decoding["kind"] == WARP_KIND:
-        kinds = RCNN_OUTPUT_KINDS
+    if decoding is not None:
+        from edgecnn.models.detector_families import detector_family
+
+        kinds = detector_family(model).output_kinds
     if device_head:
         kinds = (HEADS[task], *kinds[1:])
         if decoding is not None:

@@ -14,7 +14,7 @@ With ``fpn_levels`` the single map becomes a feature pyramid: one RPN head share
 ``edgecnn.models.mask_rcnn``) a mask branch adds a sixth output.
 
 Outputs, in order: ``rpn_scores`` (1, N, 1) and ``rpn_deltas`` (1, N, 4), which only training
-uses (``deployment_model`` drops them before conversion), then ``proposals`` (1, P, 4, x1 y1 x2
+uses (``detector_families`` drops them for the device file), then ``proposals`` (1, P, 4, x1 y1 x2
 y2 input pixels), ``class_scores`` (1, P, K + 1) and ``box_deltas`` (1, P, 4K). Per-class box
 decoding and NMS happen in the runtime (``edgecnn.runtime.regions``).
 """
@@ -211,13 +211,6 @@ def region_layout(model) -> dict:
 
 def has_masks(model) -> bool:
     return "masks" in layer_names(model)
-
-
-def deployment_model(model):
-    """The model a device runs: the training-only RPN outputs dropped."""
-    from edgecnn._keras import keras
-
-    return keras.Model(model.inputs, model.outputs[2:], name=model.name)
 
 
 @register_model("detection", create_faster_rcnn, input_shape=(320, 320, 3), min_input_size=64)

@@ -58,13 +58,6 @@ def is_rcnn(model) -> bool:
     return "frozen_features" in layer_names(model)
 
 
-def rcnn_deployment_model(model):
-    """The model a device runs: the fine-tuning softmax head dropped."""
-    from edgecnn._keras import keras
-
-    return keras.Model(model.inputs, model.outputs[1:], name=model.name)
-
-
 def rcnn_layout(model) -> dict:
     if not is_rcnn(model):
         raise ValueError(f"model '{model.name}' is not an R-CNN (no frozen_features layer)")

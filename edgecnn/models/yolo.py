@@ -97,6 +97,10 @@ def _create_yolo(
     return keras.Model(trunk.input, [boxes_out, scores_out], name=name or f"yolo_{backbone}")
 
 
+def has_yolo_heads(model) -> bool:
+    return any(_HEAD_NAME.match(layer.name) for layer in model.layers)
+
+
 def detection_layout(model) -> dict:
     """What the runtime needs to decode this model's outputs, read from the graph itself
     (layer names carry the strides), so a saved .keras file is enough."""

@@ -9,9 +9,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.engine import read_model_bytes
-from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
-from edgecnn.runtime.model_input import FrameWriter, normalization_of
+from edgecnn.runtime.metadata import ModelMetadata, label_of, labels_of
+from edgecnn.runtime.model_input import FrameWriter, model_and_metadata, normalization_of
 from edgecnn.runtime.runner import Runner
 
 
@@ -38,11 +37,9 @@ class Classifier:
     resized to the model's input (stretched, as classifiers are trained) and normalized as the
     file's metadata says, straight into the interpreter's input tensor."""
 
-    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
-                 top_k: int = 5, labels: list[str] | None = None, runner: Runner | None = None) -> None:
-        data = read_model_bytes(model)
-        self.metadata = read_metadata(data)
-        require_task(self.metadata, "classification")
+    def __init__(self, model: str | os.PathLike | bytes | None, accelerator: str = "auto", threads: int | None = None,
+                 top_k: int = 5, labels: list[str] | None = None, runner: Runner | None = None, metadata: ModelMetadata | None = None) -> None:
+        data, self.metadata = model_and_metadata(model, metadata, runner, "classification")
         self.runner = runner or Runner(data, accelerator, threads)
         shape = self.runner.inputs[0].shape
         if len(shape) != 4:

@@ -12,16 +12,17 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.detection import BOX_ENCODINGS, LOG_DISTANCES, postprocess
-from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import as_rgb8
-from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
-from edgecnn.runtime.model_input import FrameWriter, normalization_of
+from edgecnn.runtime.metadata import ModelMetadata, label_of, labels_of
+from edgecnn.runtime.model_input import FrameWriter, model_and_metadata, normalization_of
 from edgecnn.runtime.regions import (
     DEFAULT_DELTA_WEIGHTS,
     MAX_WARPED_REGIONS,
+    NMS_IOU,
     PROPOSAL_KIND,
     REGION_KIND,
     WARP_KIND,
+    no_detections,
     padded_proposals,
     region_postprocess,
     svm_postprocess,
@@ -56,15 +57,15 @@ class Detector:
     without them, pass ``strides`` (anchor-free YOLO layout: outputs (1, N, 4) log-distances and
     (1, N, C) class logits). Every class above ``score_threshold`` at a point is a detection,
     with class-aware NMS; ``agnostic=True`` keeps each point's best class and suppresses across
-    classes, as MediaPipe's ObjectDetector does with the same file."""
+    classes, as MediaPipe's ObjectDetector does with the same file. ``iou_threshold``: NMS
+    overlap, by default the family's (``runtime.regions.NMS_IOU``: 0.3 for R-CNN, as its paper;
+    else 0.5)."""
 
-    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
-                 score_threshold: float = 0.25, iou_threshold: float = 0.5, max_detections: int = 100,
+    def __init__(self, model: str | os.PathLike | bytes | None, accelerator: str = "auto", threads: int | None = None,
+                 score_threshold: float = 0.25, iou_threshold: float | None = None, max_detections: int = 100,
                  labels: list[str] | None = None, strides: list[int] | None = None,
-                 runner: Runner | None = None, agnostic: bool = False) -> None:
-        data = read_model_bytes(model)
-        self.metadata = read_metadata(data)
-        require_task(self.metadata, "detection")
+                 runner: Runner | None = None, metadata: ModelMetadata | None = None, agnostic: bool = False) -> None:
+        data, self.metadata = model_and_metadata(model, metadata, runner, "detection")
         decoding = (self.metadata.decoding if self.metadata else None) or {}
         self.two_stage = decoding.get("kind") == REGION_KIND
         self.takes_proposals = decoding.get("kind") == PROPOSAL_KIND  # Fast R-CNN: selective search here
@@ -85,7 +86,8 @@ class Detector:
                                "Upgrade edgecnn on the device, or convert the model with this version.")
         self.runner = runner or Runner(data, accelerator, threads)
         self.labels = labels_of(self.metadata, labels)
-        self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+        self.score_threshold = score_threshold
+        self.iou_threshold = NMS_IOU.get(decoding.get("kind"), 0.5) if iou_threshold is None else iou_threshold
         self.max_detections = max_detections
         self.agnostic = agnostic
         normalization = normalization_of(self.metadata)
@@ -149,7 +151,11 @@ class Detector:
 
     def classify_regions(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """R-CNN: (R, h, w, C) warped regions in [0, 1] -> (R, K + 1) SVM scores and (R, 4K)
-        deltas, one invoke per region (the file has batch 1, as every device file)."""
+        deltas, one invoke per region (the file has batch 1, as every device file; a backend that
+        says it is ``batched``, e.g. a Keras model on the workstation, takes them at once)."""
+        if getattr(self.runner, "batched", False):
+            svm, box = self.runner((crops * (255.0 * self.scale) + self.offset).astype(np.float32))
+            return svm.reshape(len(crops), -1), box.reshape(len(crops), -1)
         scores, deltas = [], []
         for crop in crops:
             svm, box = self.runner((crop[None] * (255.0 * self.scale) + self.offset).astype(np.float32))
@@ -182,11 +188,13 @@ class Detector:
                            self.strides, self.score_threshold, self.iou_threshold, self.max_detections,
                            quantization=self._quantization, box_encoding=self.box_encoding, agnostic=self.agnostic)
 
-    def __call__(self, image: np.ndarray) -> DetectionResult:
+    def __call__(self, image: np.ndarray, proposals: np.ndarray | None = None) -> DetectionResult:
+        """Detections in ``image``; an R-CNN or Fast R-CNN file takes ``proposals`` ((N, 4) x1, y1,
+        x2, y2 in the image's pixels, best first) where given, else runs selective search."""
         start = time.perf_counter()
         rgb = as_rgb8(image)
         if self.takes_proposals or self.warps_regions:
-            return self._detect_with_search(rgb, start)
+            return self._detect_in_regions(rgb, start, proposals)
         fit = self._write_frame(rgb)
         invoke_start = time.perf_counter()
         outputs = self.runner.invoke(dequantized=self._quantization is None)
@@ -200,12 +208,15 @@ class Detector:
                       zip(boxes.round(2).tolist(), found.scores.tolist(), found.classes.tolist())]
         return DetectionResult(detections, invoke_ms, (time.perf_counter() - start) * 1000, list(rgb.shape[:2]))
 
-    def _detect_with_search(self, rgb: np.ndarray, start: float) -> DetectionResult:
-        """Fast R-CNN: selective search on the image, its best ``count`` proposals into the model."""
+    def _detect_in_regions(self, rgb: np.ndarray, start: float, proposals: np.ndarray | None) -> DetectionResult:
+        """Fast R-CNN: the best ``count`` proposals (selective search's, unless given) into the
+        model beside the image; R-CNN: see ``_classify_warped``."""
         from edgecnn.runtime.images import letterbox
         from edgecnn.runtime.selective_search import selective_search
 
-        found_regions = selective_search(rgb)
+        found_regions = selective_search(rgb) if proposals is None else np.asarray(proposals, np.float32).reshape(-1, 4)
+        if proposals is not None and len(found_regions) == 0:  # nothing to classify
+            return self._result(np.zeros((0, 4), np.float32), no_detections(), 0.0, start, rgb)
         if len(found_regions) == 0:
             raise EdgeCNNError(f"Selective search found no regions in this {rgb.shape[1]}x{rgb.shape[0]} image, so "
                                "the detector has nothing to classify.",
@@ -216,11 +227,11 @@ class Detector:
         letterboxed, fit = letterbox(rgb, height, width)
         if channels == 1:
             letterboxed = letterboxed.mean(axis=2, keepdims=True)
-        proposals, real = padded_proposals(fit.to_input(found_regions), self.count)
+        regions, real = padded_proposals(fit.to_input(found_regions), self.count)
         invoke_start = time.perf_counter()
-        class_scores, box_deltas = self.raw(letterboxed[None].astype(np.float32) / 255.0, proposals)
+        class_scores, box_deltas = self.raw(letterboxed[None].astype(np.float32) / 255.0, regions)
         invoke_ms = (time.perf_counter() - invoke_start) * 1000
-        found = region_postprocess(proposals[:real], class_scores[0][:real], box_deltas[0][:real], (height, width),
+        found = region_postprocess(regions[:real], class_scores[0][:real], box_deltas[0][:real], (height, width),
                                    self.delta_weights,
                                    self.score_threshold, self.iou_threshold, self.max_detections)
         return self._result(fit.to_original(found.boxes, rgb.shape[1], rgb.shape[0]), found, invoke_ms, start, rgb)

@@ -18,11 +18,10 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.detection import RawDetections
-from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import Letterbox, as_rgb8
 from edgecnn.runtime.masks import MASK_THRESHOLD, encode_rle, paste_mask
-from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
-from edgecnn.runtime.model_input import FrameWriter, normalization_of
+from edgecnn.runtime.metadata import ModelMetadata, label_of, labels_of
+from edgecnn.runtime.model_input import FrameWriter, model_and_metadata, normalization_of
 from edgecnn.runtime.regions import DEFAULT_DELTA_WEIGHTS, MASK_KIND, region_postprocess
 from edgecnn.runtime.runner import Runner
 
@@ -83,13 +82,11 @@ def decode_instances(outputs: list[np.ndarray], fit: Letterbox, image_size: tupl
 class InstanceSegmenter:
     """Image (any size, gray/RGB/RGBA, 8/16 bit) -> instances (label, score, box, mask)."""
 
-    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
+    def __init__(self, model: str | os.PathLike | bytes | None, accelerator: str = "auto", threads: int | None = None,
                  score_threshold: float = 0.25, iou_threshold: float = 0.5, max_detections: int = 100,
                  mask_threshold: float = MASK_THRESHOLD, labels: list[str] | None = None,
-                 runner: Runner | None = None) -> None:
-        data = read_model_bytes(model)
-        self.metadata = read_metadata(data)
-        require_task(self.metadata, "instance_segmentation")
+                 runner: Runner | None = None, metadata: ModelMetadata | None = None) -> None:
+        data, self.metadata = model_and_metadata(model, metadata, runner, "instance_segmentation")
         decoding = (self.metadata.decoding if self.metadata else None) or {}
         if decoding.get("kind") != MASK_KIND:
             raise EdgeCNNError("This instance segmentation file carries no Mask R-CNN decoding metadata (proposals, "

@@ -8,12 +8,32 @@ import logging
 
 import numpy as np
 
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import Letterbox, byte_shift, letterbox, letterbox_mapped, letterbox_normalized, \
     to_model_pixels
-from edgecnn.runtime.metadata import ModelMetadata, Normalization
+from edgecnn.runtime.metadata import ModelMetadata, Normalization, read_metadata, require_task
 from edgecnn.runtime.runner import Runner
 
 log = logging.getLogger("edgecnn.runtime")
+
+
+def model_and_metadata(model, metadata: ModelMetadata | None, runner, task: str
+                       ) -> tuple[bytes | None, ModelMetadata | None]:
+    """What a pipeline is built on: a file (path or bytes) and the metadata it carries; or, with
+    no file, a ``runner`` (any backend with the Runner's interface: inputs, outputs, write_input,
+    invoke, a call on arrays; e.g. a Keras model on the workstation) and the ``metadata`` that
+    describes it, as conversion would write it. A file or metadata of another task is refused."""
+    if model is not None:
+        data = read_model_bytes(model)
+        metadata = read_metadata(data)
+    elif runner is None or metadata is None:
+        raise EdgeCNNError("A pipeline needs a model file (path or bytes), or a runner with the metadata that "
+                           "describes it.", "Pass the .tflite file, e.g. edgecnn.runtime.open('model.tflite').")
+    else:
+        data = None
+    require_task(metadata, task)
+    return data, metadata
 
 
 def normalization_of(metadata: ModelMetadata | None, default: Normalization = Normalization(),

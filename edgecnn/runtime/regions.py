@@ -16,6 +16,7 @@ from edgecnn.runtime.detection import RawDetections, batched_nms
 REGION_KIND = "faster_rcnn"  # decoding.kind of a two-stage detector's file
 MASK_KIND = "mask_rcnn"  # decoding.kind of a Faster R-CNN file with a mask per proposal and class
 WARP_KIND = "rcnn"  # decoding.kind of a file that classifies one warped region per invoke
+NMS_IOU = {WARP_KIND: 0.3}  # a family's NMS overlap where it is not 0.5: R-CNN's paper uses 0.3
 MAX_WARPED_REGIONS = 200  # R-CNN classifies at most this many proposals per image, best-ranked first
 PROPOSAL_KIND = "fast_rcnn"  # decoding.kind of a file that takes the runtime's proposals as an input
 DEFAULT_DELTA_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # Fast R-CNN's head target normalization (dx, dy, dw, dh)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import Letterbox, as_rgb8
-from edgecnn.runtime.metadata import label_of, labels_of, read_metadata, require_task
-from edgecnn.runtime.model_input import FrameWriter, normalization_of
+from edgecnn.runtime.metadata import ModelMetadata, label_of, labels_of
+from edgecnn.runtime.model_input import FrameWriter, model_and_metadata, normalization_of
 from edgecnn.runtime.runner import Runner
 
 
@@ -83,11 +82,9 @@ class Segmenter:
     The model outputs logits (1, H, W, classes); the argmax runs here, not in the graph (ARG_MAX
     does not run on the GPU delegate)."""
 
-    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
-                 labels: list[str] | None = None, runner: Runner | None = None) -> None:
-        data = read_model_bytes(model)
-        self.metadata = read_metadata(data)
-        require_task(self.metadata, "segmentation")
+    def __init__(self, model: str | os.PathLike | bytes | None, accelerator: str = "auto", threads: int | None = None,
+                 labels: list[str] | None = None, runner: Runner | None = None, metadata: ModelMetadata | None = None) -> None:
+        data, self.metadata = model_and_metadata(model, metadata, runner, "segmentation")
         self.runner = runner or Runner(data, accelerator, threads)
         shape, out = self.runner.inputs[0].shape, self.runner.outputs[0].shape
         if len(shape) != 4 or len(out) != 4:

@@ -49,7 +49,7 @@ def pipeline_options(task: str) -> set[str]:
     """The keyword options the task's pipeline takes besides the model, accelerator and threads
     (e.g. ``top_k``, ``score_threshold``, ``labels``)."""
     parameters = inspect.signature(PIPELINES[task].__init__).parameters
-    return set(parameters) - {"self", "model", "accelerator", "threads", "runner"}
+    return set(parameters) - {"self", "model", "accelerator", "threads", "runner", "metadata"}
 
 
 def open(model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,  # noqa: A001

@@ -13,10 +13,9 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.edges import canny_edges, is_line_drawing
-from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.images import as_rgb8, resize
-from edgecnn.runtime.metadata import GENERATOR_NORMALIZATION, read_metadata, require_task
-from edgecnn.runtime.model_input import normalization_of
+from edgecnn.runtime.metadata import GENERATOR_NORMALIZATION, ModelMetadata
+from edgecnn.runtime.model_input import model_and_metadata, normalization_of
 from edgecnn.runtime.runner import Runner
 
 EDGE_MODES = ("auto", "draw", "given")
@@ -44,13 +43,11 @@ class Translator:
     a photo and feeds a black-on-white drawing as it is; "draw" always draws them; "given" never
     does (the caller passes edge drawings). Files that take pictures ignore it."""
 
-    def __init__(self, model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
-                 runner: Runner | None = None, edges: str = "auto") -> None:
+    def __init__(self, model: str | os.PathLike | bytes | None, accelerator: str = "auto", threads: int | None = None,
+                 runner: Runner | None = None, metadata: ModelMetadata | None = None, edges: str = "auto") -> None:
         if edges not in EDGE_MODES:
             raise EdgeCNNError(f"Unknown edges mode '{edges}'.", f"Choose one of: {', '.join(EDGE_MODES)}.")
-        data = read_model_bytes(model)
-        self.metadata = read_metadata(data)
-        require_task(self.metadata, "generation")
+        data, self.metadata = model_and_metadata(model, metadata, runner, "generation")
         self.takes_edges = self.metadata is not None and self.metadata.input.content == "edges"
         self.edges = edges
         self.runner = runner or Runner(data, accelerator, threads)

@@ -179,6 +179,7 @@ class DetectionTask(TrainingTask):
         return getattr(model, "detector", model)
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation.detection import evaluate_keras_detector
+        from edgecnn.evaluation.detection import evaluate_detector
+        from edgecnn.evaluation.keras_backend import evaluation_pipeline
 
-        return evaluate_keras_detector(self.deliverable(model), self.val_set, self.strides)
+        return evaluate_detector(evaluation_pipeline(self.deliverable(model), "detection"), self.val_set)

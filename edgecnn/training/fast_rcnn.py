@@ -146,9 +146,10 @@ class FastRCNNTask(DetectionTask):
         return model
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation.detection import evaluate_keras_fast_rcnn
+        from edgecnn.evaluation.detection import evaluate_detector
+        from edgecnn.evaluation.keras_backend import evaluation_pipeline
 
-        return evaluate_keras_fast_rcnn(model, self.val_set, self.val_proposals)
+        return evaluate_detector(evaluation_pipeline(model, "detection"), self.val_set, self.val_proposals)
 
 
 def class_loss(y_true, y_pred):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.translation import from_unit_range, load_translation_samples, to_unit_range, translation_dataset
+from edgecnn.data.translation import load_translation_samples, to_unit_range, translation_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.training.task import TrainingTask
 
@@ -342,21 +342,23 @@ class GenerationTask(TrainingTask):
     def evaluate(self, model) -> dict:
         """val_l1 (paired validation data) or val_cycle_l1, and the FCN-score of the held-out
         pictures when the recipe names a judge (``evaluation.judge``) that exists."""
-        generator = self.deliverable(model)
+        from edgecnn.evaluation.generation import generate
+        from edgecnn.evaluation.keras_backend import evaluation_pipeline
+
         count = min(len(self.val_set.a), len(self.val_set.b))
-        fake = np.asarray(generator.predict(to_unit_range(self.val_set.a[:count]),
-                                            batch_size=self.recipe.training.batch_size, verbose=0))
+        fake = generate(evaluation_pipeline(self.deliverable(model), "generation"), self.val_set.a[:count])
         if self.val_set.paired:
-            metrics = {"val_l1": float(np.mean(np.abs(fake - to_unit_range(self.val_set.b[:count]))))}
+            metrics = {"val_l1": float(np.mean(np.abs(to_unit_range(fake) - to_unit_range(self.val_set.b[:count]))))}
         else:
             inverse = self.companions["inverse"]  # a distilling trainer has none of its own
-            back = np.asarray(inverse.predict(fake, batch_size=self.recipe.training.batch_size, verbose=0))
-            metrics = {"val_cycle_l1": float(np.mean(np.abs(back - to_unit_range(self.val_set.a[:count]))))}
+            back = generate(evaluation_pipeline(inverse, "generation"), fake)
+            distance = np.abs(to_unit_range(back) - to_unit_range(self.val_set.a[:count]))
+            metrics = {"val_cycle_l1": float(np.mean(distance))}
         judge = self._judge()
         if judge is not None:
             from edgecnn.evaluation.generation import fcn_metrics
 
-            scores = fcn_metrics(from_unit_range(fake), self.val_set, judge)
+            scores = fcn_metrics(fake, self.val_set, judge)
             metrics.update({key: value for key, value in scores.items() if "fcn" in key})
         return metrics
 

@@ -119,6 +119,8 @@ class MaskRCNNTask(RegionDetectionTask):
         return losses, ("rpn_cls", "rpn_box", "cls", "box", "mask")
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation.instances import evaluate_keras_instance_segmenter
+        from edgecnn.evaluation.instances import evaluate_instance_segmenter
+        from edgecnn.evaluation.keras_backend import evaluation_pipeline
 
-        return evaluate_keras_instance_segmenter(self.deliverable(model), self.val_set)
+        return evaluate_instance_segmenter(evaluation_pipeline(self.deliverable(model), "instance_segmentation"),
+                                           self.val_set)

@@ -75,10 +75,10 @@ class SegmentationTask(TrainingTask):
         return model
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation.metrics import segmentation_metrics
+        from edgecnn.evaluation.keras_backend import evaluation_pipeline
+        from edgecnn.evaluation.segmentation import segmentation_set_metrics
 
-        logits = np.asarray(model.predict(self.val_set.images, batch_size=self.recipe.training.batch_size, verbose=0))
-        return segmentation_metrics(logits.argmax(axis=-1), self.val_set.masks, self.num_classes)
+        return segmentation_set_metrics(evaluation_pipeline(model, "segmentation"), self.val_set, self.num_classes)
 
 
 class SegmentationLoss:

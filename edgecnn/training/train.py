@@ -94,28 +94,31 @@ class ClassificationTask(TrainingTask):
         return model
 
     def evaluate(self, model) -> dict:
-        logits = model.predict(self.x_val, batch_size=self.recipe.training.batch_size, verbose=0)
-        return {"val_top1": float(np.mean(np.argmax(logits, axis=1) == self.y_val))}
+        from edgecnn.evaluation.classification import top1
+        from edgecnn.evaluation.keras_backend import evaluation_pipeline
+
+        return {"val_top1": top1(evaluation_pipeline(model, "classification"), self.x_val, self.y_val)}
 
 
 def _make_task(recipe: Recipe):
-    from edgecnn.training.detection import DetectionTask
-    from edgecnn.training.generation import GenerationTask
+    """The training task of the recipe: a detector family's own (``models.detector_families``),
+    else the task kind's."""
+    import importlib
+
+    from edgecnn.models.detector_families import family_named
     from edgecnn.models.zoo import family_of
-    from edgecnn.training.fast_rcnn import FastRCNNTask
-    from edgecnn.training.mask_rcnn import MaskRCNNTask
-    from edgecnn.training.rcnn import RCNNTask
-    from edgecnn.training.region_detection import RegionDetectionTask
+    from edgecnn.training.generation import GenerationTask
     from edgecnn.training.segmentation import SegmentationTask
 
-    tasks = {"classification": ClassificationTask, "detection": DetectionTask, "segmentation": SegmentationTask,
-             "instance_segmentation": MaskRCNNTask, "generation": GenerationTask}
+    family = family_named(family_of(recipe.model.name))
+    if family is not None and family.task == recipe.task:
+        module, name = family.training_task.split(":")
+        return getattr(importlib.import_module(f"edgecnn.training.{module}"), name)(recipe)
+    tasks = {"classification": ClassificationTask, "segmentation": SegmentationTask, "generation": GenerationTask}
     if recipe.task not in tasks:
-        raise EdgeCNNError(f"Training for task '{recipe.task}' is not available yet.",
-                           f"Trainable tasks: {', '.join(tasks)} (see recipes/).")
-    if recipe.task == "detection":
-        return {"faster_rcnn": RegionDetectionTask, "fast_rcnn": FastRCNNTask, "rcnn": RCNNTask}.get(
-            family_of(recipe.model.name), DetectionTask)(recipe)
+        raise EdgeCNNError(f"Training for task '{recipe.task}' is not available for model {recipe.model.name}.",
+                           "Choose a model of the recipe's task: `edgecnn models --task " + recipe.task + "`; "
+                           "trainable recipes are listed by `edgecnn recipes`.")
     return tasks[recipe.task](recipe)
 
 
