@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from recipe_runs import trained_run  # benchmarks/, beside this script
 from rounds import timed_rounds  # benchmarks/, beside this script
 
 # variant -> recipe overrides on shapes_yolo.yaml (its model is yolo_edgenet_n); the ReLU nano is
@@ -39,13 +40,8 @@ REFERENCE = "yolo_edgenet_n_relu"
 def trained_variant(name: str, runs: Path, overrides: tuple[str, ...] = ()) -> Path:
     """DIR/<name>/ with the variant trained (float, pruned, PQAT) and its int8 file converted."""
     import edgecnn
-    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
 
-    directory = runs / name
-    if not (directory / "metrics.json").exists():
-        print(f"training {name} into {directory} (once)", flush=True)
-        recipe = load_recipe(PACKAGED_RECIPES / "shapes_yolo.yaml", [*VARIANTS[name], *overrides])
-        edgecnn.train(recipe, directory, resume=directory.exists())
+    directory = trained_run("shapes_yolo.yaml", runs, (*VARIANTS[name], *overrides), name)
     out = directory / "model_int8.tflite"
     if not out.exists():
         edgecnn.convert(str(directory / "model_qat.h5"), "int8", out=out)

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from recipe_runs import trained_run  # benchmarks/, beside this script
 
 RECIPES = ("shapes_pix2pix", "shapes_pix2pix_edges", "shapes_cyclegan", "shapes_cyclegan_edges")
 KEYS = ("l1", "fcn_miou", "fcn_pixel_acc", "real_fcn_miou", "real_fcn_pixel_acc")
@@ -28,16 +29,7 @@ KEYS = ("l1", "fcn_miou", "fcn_pixel_acc", "real_fcn_miou", "real_fcn_pixel_acc"
 
 def trained(recipe: str, runs: Path, judge: Path | None) -> Path:
     """RUNS/<recipe>, trained once (resumed when interrupted) with ``judge`` as its judge."""
-    import edgecnn
-    from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
-
-    directory = runs / recipe
-    if not (directory / "metrics.json").exists():
-        print(f"training {recipe} into {directory} (once)", file=sys.stderr, flush=True)
-        overrides = [f"evaluation.judge={judge}"] if judge else []
-        edgecnn.train(load_recipe(PACKAGED_RECIPES / f"{recipe}.yaml", overrides), directory,
-                      resume=directory.exists())
-    return directory
+    return trained_run(f"{recipe}.yaml", runs, (f"evaluation.judge={judge}",) if judge else ())
 
 
 def converted(directory: Path, target: str) -> tuple[Path, dict]:
@@ -137,15 +129,7 @@ def main() -> None:
     parser.add_argument("--picture", type=Path, help="write held-out examples to this PNG")
     parser.add_argument("--no-timing", action="store_true", help="skip the latencies (a machine busy with other work)")
     args = parser.parse_args()
-    judge = args.judge
-    if judge is None:
-        import edgecnn
-        from edgecnn.training.recipe import PACKAGED_RECIPES, load_recipe
-
-        judge = args.runs / "shapes_judge" / "model.keras"
-        if not judge.exists():
-            edgecnn.train(load_recipe(PACKAGED_RECIPES / "shapes_judge.yaml"), judge.parent,
-                          resume=judge.parent.exists())
+    judge = args.judge or trained_run("shapes_judge.yaml", args.runs) / "model.keras"
     for recipe in args.recipes:
         print(json.dumps(measure(recipe, args.runs, judge, not args.no_timing)), flush=True)
     if args.picture:

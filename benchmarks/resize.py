@@ -15,12 +15,9 @@ import numpy as np
 
 
 def _median_ms(function, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+    from edgecnn.runtime.stats import timed_ms
+
+    return float(np.median(timed_ms(function, runs)))
 
 
 def main() -> None:

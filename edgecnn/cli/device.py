@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-
-import numpy as np
 
 from edgecnn.cli.common import log, print_json, read_labels
 
@@ -154,44 +151,9 @@ def build_pipeline(args: argparse.Namespace):
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from edgecnn.errors import EdgeCNNError
-    from edgecnn.runtime.engine import read_model_bytes
-    from edgecnn.runtime.metadata import read_metadata
-    from edgecnn.runtime import PIPELINES, Runner
-    from edgecnn.runtime import open as open_pipeline
-    from edgecnn.runtime.stats import percentiles
+    from edgecnn.runtime.benchmark import benchmark
 
-    if args.runs < 1:
-        raise EdgeCNNError("--runs must be at least 1.")
-    data = read_model_bytes(args.model)
-    runner = Runner(data, args.accelerator, args.threads, delegate=args.delegate)
-    rng = np.random.default_rng(0)
-    inputs = [rng.uniform(0, 1, size=info.shape).astype(np.float32) for info in runner.inputs]
-    invoke = []
-    runner(*inputs)  # on the CPU the inputs stay set: the timed call is the model alone, no input copy
-    # outputs read as stored: dequantizing them is the pipeline's work (the Detector does it at
-    # its candidates only)
-    run_model = (lambda: runner.invoke(dequantized=False)) if runner.gpu is None else lambda: runner(*inputs)
-    for index in range(args.warmup + args.runs):
-        start = time.perf_counter()
-        run_model()
-        if index >= args.warmup:
-            invoke.append((time.perf_counter() - start) * 1000)
-    result = {"model": str(args.model), "backend": runner.backend, "accelerator": runner.accelerator,
-              "fully_accelerated": runner.fully_accelerated, "note": runner.note, "invoke_ms": percentiles(invoke),
-              "pipeline_ms": None, "runs": args.runs}
-    metadata = read_metadata(data)
-    task = metadata.task if metadata else "classification"
-    if task in PIPELINES and len(runner.inputs[0].shape) == 4:
-        # the whole pipeline on a camera-sized frame: letterbox/resize, normalize, invoke, decode
-        task_pipeline = open_pipeline(data, task=task, runner=runner)  # the same compiled model as the invoke timings
-        frame = rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
-        pipeline = []
-        for index in range(args.warmup + args.runs):
-            outcome = task_pipeline(frame)
-            if index >= args.warmup:
-                pipeline.append(outcome.pipeline_ms)
-        result["pipeline_ms"] = percentiles(pipeline)
+    result = benchmark(args.model, args.accelerator, args.threads, args.runs, args.warmup, args.delegate)
     if args.json:
         print_json(result)
     else:

@@ -39,13 +39,13 @@ def hflip(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray | None = None)
 
 
 def scale_translate(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray | None, scale: float,
-                    shift_x: float, shift_y: float, min_visible: float = 0.3):
-    """Zoom by ``scale`` about the top-left corner, then shift; the output keeps the input size.
-    Boxes are moved and clipped like the pixels; boxes that keep less than ``min_visible`` of
-    their area are dropped. Returns (image, boxes, masks, kept indices)."""
+                    shift_x: float, shift_y: float, min_visible: float = 0.3, size: tuple[int, int] | None = None):
+    """Zoom by ``scale`` about the top-left corner, then shift; the output keeps the input size,
+    or is ``size`` (width, height). Boxes are moved and clipped like the pixels; boxes that keep
+    less than ``min_visible`` of their area are dropped. Returns (image, boxes, masks, kept indices)."""
     import cv2
 
-    height, width = image.shape[:2]
+    width, height = size or (image.shape[1], image.shape[0])
     matrix = np.array([[scale, 0, shift_x], [0, scale, shift_y]], np.float32)
     warped = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
@@ -100,7 +100,6 @@ def mosaic(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rng: np.rando
     factor in [1 - scale, 1 + scale]; so the four images meet at a random point of the output,
     each contributing a part. Boxes keeping less than ``min_visible`` of their area are dropped.
     Returns (image, boxes, classes)."""
-    import cv2
 
     height, width = tiles[0][0].shape[:2]
     canvas = np.concatenate([np.concatenate([tiles[0][0], tiles[1][0]], axis=1),
@@ -110,11 +109,6 @@ def mosaic(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rng: np.rando
     classes = np.concatenate([np.asarray(c) for _, _, c in tiles]).astype(np.int64)
     zoom = rng.uniform(1 - scale, 1 + scale) if scale else 1.0
     centre_x, centre_y = rng.uniform(0.5, 1.5) * width, rng.uniform(0.5, 1.5) * height
-    shift_x, shift_y = width / 2 - zoom * centre_x, height / 2 - zoom * centre_y
-    matrix = np.array([[zoom, 0, shift_x], [0, zoom, shift_y]], np.float32)
-    image = cv2.warpAffine(canvas, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
-    moved = transform_boxes(boxes, zoom, shift_x, shift_y)
-    clipped = clip_boxes(moved, width, height)
-    kept = (box_area(clipped) >= min_visible * np.maximum(box_area(moved), 1e-6)) & (box_area(clipped) > 1)
-    return image, clipped[kept], classes[kept]
+    image, kept_boxes, _, kept = scale_translate(canvas, boxes, None, zoom, width / 2 - zoom * centre_x,
+                                                 height / 2 - zoom * centre_y, min_visible, size=(width, height))
+    return image, kept_boxes, classes[kept]

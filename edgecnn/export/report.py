@@ -9,7 +9,6 @@ import gzip
 import io
 import os
 import re
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -19,7 +18,7 @@ from edgecnn.runtime import load_engine
 from edgecnn.runtime.engine import dequantize, quantize
 from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
-from edgecnn.runtime.stats import percentiles
+from edgecnn.runtime.stats import percentiles, timed_ms
 from edgecnn.runtime.surgery import single_operator_models
 
 
@@ -80,13 +79,7 @@ def gpu_check(flatbuffer: bytes, engine, batch, expected: list[np.ndarray] | Non
 
 def cpu_latency(engine, batch, threads: int, runs: int = 20) -> dict:
     arrays = engine_arrays(engine, batch)
-    for _ in range(3):
-        engine(*arrays)
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        engine(*arrays)
-        timings.append((time.perf_counter() - start) * 1000)
+    timings = timed_ms(lambda: engine(*arrays), runs, warmup=3)
     return {**percentiles(timings), "runs": runs, "threads": threads, "backend": engine.backend}
 
 

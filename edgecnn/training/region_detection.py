@@ -21,6 +21,7 @@ import numpy as np
 from edgecnn.runtime.detection import iou_matrix
 from edgecnn.runtime.regions import encode_deltas
 from edgecnn.training.detection import DetectionTask, augment, padded_boxes, to_input
+from edgecnn.training.task_aligned import box_iou
 
 RPN_POSITIVE_IOU, RPN_NEGATIVE_IOU = 0.7, 0.3
 RPN_BATCH = 256
@@ -62,19 +63,6 @@ def smooth_l1(x, beta: float = 1.0 / 9):
     return tf.where(absolute < beta, 0.5 * x * x / beta, absolute - 0.5 * beta)
 
 
-def _pairwise_iou(a, b):
-    """TensorFlow: (B, P, 4) x (B, G, 4) -> (B, P, G)."""
-    from edgecnn._keras import tf
-
-    top_left = tf.maximum(a[:, :, None, :2], b[:, None, :, :2])
-    bottom_right = tf.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
-    wh = tf.maximum(bottom_right - top_left, 0.0)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = tf.maximum(a[..., 2] - a[..., 0], 0.0) * tf.maximum(a[..., 3] - a[..., 1], 0.0)
-    area_b = tf.maximum(b[..., 2] - b[..., 0], 0.0) * tf.maximum(b[..., 3] - b[..., 1], 0.0)
-    return inter / tf.maximum(area_a[:, :, None] + area_b[:, None, :] - inter, 1e-6)
-
-
 def _encode_tf(boxes, targets, weights):
     from edgecnn._keras import tf
 
@@ -96,7 +84,7 @@ def head_assignment(proposals, truth) -> dict:
 
     gt_boxes, gt_classes = truth[..., :4], truth[..., 4]
     valid = gt_classes >= 0
-    overlaps = tf.where(valid[:, None, :], _pairwise_iou(proposals, gt_boxes), -1.0)  # (B, P, G)
+    overlaps = tf.where(valid[:, None, :], box_iou(proposals[:, :, None, :], gt_boxes[:, None, :, :]), -1.0)  # (B, P, G)
     best_iou = tf.reduce_max(overlaps, axis=-1)
     owner = tf.argmax(overlaps, axis=-1, output_type=tf.int32)
     matched_class = tf.cast(tf.gather(gt_classes, owner, batch_dims=1), tf.int32)
@@ -182,6 +170,7 @@ class RegionDetectionTask(DetectionTask):
         return faster_rcnn_losses, ("rpn_cls", "rpn_box", "cls", "box")
 
     def evaluate(self, model) -> dict:
-        from edgecnn.evaluation.detection import evaluate_keras_region_detector
+        from edgecnn.evaluation.detection import evaluate_detector
+        from edgecnn.evaluation.keras_backend import evaluation_pipeline
 
-        return evaluate_keras_region_detector(self.deliverable(model), self.val_set)
+        return evaluate_detector(evaluation_pipeline(self.deliverable(model), "detection"), self.val_set)

@@ -1,0 +1,49 @@
+"""``benchmark`` (`edgecnn benchmark`): how fast a file runs here, the model alone and the whole
+pipeline on a camera-sized frame."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.engine import read_model_bytes
+from edgecnn.runtime.metadata import read_metadata
+from edgecnn.runtime.runner import Runner
+from edgecnn.runtime.stats import percentiles, timed_ms
+from edgecnn.runtime.tasks import PIPELINES
+from edgecnn.runtime.tasks import open as open_pipeline
+
+FRAME_SIZE = (480, 640)  # height, width of the frame the whole pipeline is timed on
+
+
+def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
+              runs: int = 50, warmup: int = 5, delegate: str | os.PathLike | None = None) -> dict:
+    """{model, backend, accelerator, fully_accelerated, note, invoke_ms, pipeline_ms, runs}:
+    p50/p90/p99 milliseconds of ``runs`` invokes on random inputs (the model alone: inputs set
+    beforehand, outputs read as stored) and, for a file with a pipeline, of the whole pipeline
+    (resize, normalize, invoke, decode) on a random 640x480 frame; ``warmup`` untimed runs first."""
+    if runs < 1 or warmup < 0:
+        raise EdgeCNNError("runs must be at least 1 and warmup at least 0 (CLI: --runs, --warmup).")
+    data = read_model_bytes(model)
+    runner = Runner(data, accelerator, threads, delegate=delegate)
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(0, 1, size=info.shape).astype(np.float32) for info in runner.inputs]
+    runner(*inputs)  # on the CPU the inputs stay set: the timed call is the model alone, no input copy
+    # outputs read as stored: dequantizing them is the pipeline's work (the Detector does it at
+    # its candidates only)
+    run_model = (lambda: runner.invoke(dequantized=False)) if runner.gpu is None else lambda: runner(*inputs)
+    result = {"model": str(model) if not isinstance(model, (bytes, bytearray)) else "the model buffer",
+              "backend": runner.backend, "accelerator": runner.accelerator,
+              "fully_accelerated": runner.fully_accelerated, "note": runner.note,
+              "invoke_ms": percentiles(timed_ms(run_model, runs, warmup)), "pipeline_ms": None, "runs": runs}
+    metadata = read_metadata(data)
+    task = metadata.task if metadata else "classification"
+    if task in PIPELINES and len(runner.inputs[0].shape) == 4:
+        pipeline = open_pipeline(data, task=task, runner=runner)  # the same compiled model as the invoke timings
+        frame = rng.integers(0, 256, size=(*FRAME_SIZE, 3), dtype=np.uint8)
+        # the pipeline's own account of its time (pipeline_ms), not a stopwatch around the call
+        timings = [pipeline(frame).pipeline_ms for _ in range(warmup + runs)][warmup:]
+        result["pipeline_ms"] = percentiles(timings)
+    return result
