@@ -18,7 +18,7 @@ from typing import Any
 # public name -> the module that defines it
 _LAZY = {"__version__": "edgecnn.version", "EdgeCNNError": "edgecnn.errors", "convert": "edgecnn.api",
          "evaluate": "edgecnn.api", "load_model": "edgecnn.api", "train": "edgecnn.api",
-         "TASKS": "edgecnn.models.zoo", "create_model": "edgecnn.models.zoo",
+         "TASKS": "edgecnn.models.zoo", "create_model": "edgecnn.training.weights",
          "list_models": "edgecnn.models.zoo"}
 
 __all__ = ["TASKS", "EdgeCNNError", "__version__", "convert", "create_model", "evaluate", "list_models",

@@ -142,14 +142,16 @@ def basic_block(x, filters: int, strides: int = 1, activation: str = "relu", nam
 
 
 def bottleneck_block(
-    x, width: int, strides: int = 1, expansion: int = 4, activation: str = "relu", name: str = "block"
+    x, width: int, strides: int = 1, expansion: int = 4, activation: str = "relu", name: str = "block",
+    stride_on_first: bool = False,
 ):
     """ResNet bottleneck block: 1x1 reduce -> 3x3 -> 1x1 expand. The stride sits on the 3x3
-    convolution ("ResNet v1.5", as torchvision): same parameters, better accuracy than on the 1x1."""
+    convolution ("ResNet v1.5", as torchvision): same parameters, better accuracy than on the 1x1;
+    ``stride_on_first``: on the first 1x1, as the paper (v1) and Keras Applications' weights."""
     activation = _residual_activation(activation)
     shortcut = _shortcut(x, width * expansion, strides, name)
-    y = conv_bn_act(x, width, 1, 1, 0, activation, name=f"{name}_conv1")
-    y = conv_bn_act(y, width, 3, strides, 1, activation, name=f"{name}_conv2")
+    y = conv_bn_act(x, width, 1, strides if stride_on_first else 1, 0, activation, name=f"{name}_conv1")
+    y = conv_bn_act(y, width, 3, 1 if stride_on_first else strides, 1, activation, name=f"{name}_conv2")
     y = conv_bn_act(y, width * expansion, 1, 1, 0, None, name=f"{name}_conv3")
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return make_activation(activation, f"{name}_out")(y)

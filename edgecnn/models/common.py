@@ -11,6 +11,35 @@ def feature_name(stride: int) -> str:
     return f"features_stride{stride}"
 
 
+CAFFE_MEANS_BGR = (103.939, 116.779, 123.68)  # what Keras Applications' VGG and ResNet weights expect
+PREPROCESSINGS = ("caffe",)
+
+
+def input_preprocessing(inputs, preprocessing: str | None):
+    """The image input as the pretrained weights expect it. ``caffe`` (Keras Applications' VGG and
+    ResNet): RGB in [0, 1] -> BGR in 0..255 less the ImageNet channel means, as one fixed 1x1
+    convolution, so the file's input and its metadata stay RGB in [0, 1] (one mean and std for
+    every channel, which MediaPipe Tasks can apply) and the conversion is exact."""
+    if preprocessing is None:
+        return inputs
+    from edgecnn.errors import EdgeCNNError
+
+    if preprocessing not in PREPROCESSINGS:
+        raise EdgeCNNError(f"Unknown preprocessing '{preprocessing}'.", f"Choose one of: {', '.join(PREPROCESSINGS)}.")
+    if inputs.shape[-1] != 3:
+        raise EdgeCNNError(f"ImageNet weights take RGB images; this model's input has {inputs.shape[-1]} channel(s).",
+                           "Build it with input_shape=(H, W, 3).")
+    import numpy as np
+
+    kernel = np.zeros((1, 1, 3, 3), np.float32)
+    for out in range(3):
+        kernel[0, 0, 2 - out, out] = 255.0  # BGR out of RGB
+    layer = keras.layers.Conv2D(3, 1, name="caffe_preprocess", trainable=False,
+                                kernel_initializer=keras.initializers.Constant(kernel),
+                                bias_initializer=keras.initializers.Constant(-np.array(CAFFE_MEANS_BGR, np.float32)))
+    return layer(inputs)
+
+
 def finish(inputs, stages: Sequence[tuple[int, object]], features_only: bool, head, name: str):
     """Either the classifier (``head`` applied to the last stage) or, with ``features_only``,
     a model whose outputs are the stage feature maps named ``features_stride{s}``, finest first."""
@@ -32,9 +61,11 @@ def fully_connected_head(features, num_classes: int, units: int, activation: str
     return keras.layers.Dense(num_classes, name="fc8")(y)
 
 
-def backbone_features(backbone: str, input_shape, strides, activation: str, width_multiplier: float):
-    """(backbone model, {stride: feature map}) of a zoo classifier built with ``features_only``,
-    for detectors; clear errors for a model that cannot serve, or lacks one of ``strides``."""
+def backbone_features(backbone: str, input_shape, strides, activation: str, width_multiplier: float,
+                      options: dict | None = None):
+    """(backbone model, {stride: feature map}) of a zoo classifier built with ``features_only``
+    (and ``options``, e.g. a pretrained layout: ``models.pretrained``), for detectors; clear
+    errors for a model that cannot serve, or lacks one of ``strides``."""
     from edgecnn.errors import EdgeCNNError
     from edgecnn.models.registry import registered
 
@@ -42,7 +73,7 @@ def backbone_features(backbone: str, input_shape, strides, activation: str, widt
     if "features_only" not in entry.options:
         raise EdgeCNNError(f"'{backbone}' cannot serve as a backbone.", "Use edgenet, a resnet or a vgg.")
     trunk = entry.builder(input_shape=tuple(input_shape), features_only=True, activation=activation,
-                          width_multiplier=width_multiplier)
+                          width_multiplier=width_multiplier, **(options or {}))
     available = {int(n.split("stride")[-1]) for n in trunk.output_names}
     missing = [s for s in strides if s not in available]
     if missing:

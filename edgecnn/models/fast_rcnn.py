@@ -38,6 +38,7 @@ def _create_fast_rcnn(
     pool_size: int = 7,
     sampling: int = 2,
     head_units: int = 256,
+    backbone_options: dict | None = None,  # for the backbone's builder (models.pretrained sets them)
     name: str | None = None,
 ) -> keras.Model:
     from edgecnn._keras import keras
@@ -49,7 +50,8 @@ def _create_fast_rcnn(
     image, features = region_feature_map(backbone, input_shape, width_multiplier=width_multiplier,
                                          backbone_width=backbone_width, activation=activation,
                                          feature_stride=feature_stride, top_down=top_down,
-                                         neck_channels=neck_channels, family="Fast R-CNN")
+                                         neck_channels=neck_channels, family="Fast R-CNN",
+                                         backbone_options=backbone_options)
     regions = keras.Input((proposals, 4), name="proposals")
     pooled = RoiAlign(pool_size, sampling, feature_stride, reduction="max", name="roi_pool")([features, regions])
     class_scores, box_deltas = box_head(pooled, num_classes, head_units, activation)

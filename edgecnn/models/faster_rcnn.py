@@ -56,6 +56,7 @@ def create_faster_rcnn(
     fpn_levels: tuple[int, ...] | None = None,
     mask_size: int | None = None,
     mask_channels: int = 256,
+    backbone_options: dict | None = None,  # for the backbone's builder (models.pretrained sets them)
     name: str | None = None,
 ) -> keras.Model:
     """Faster R-CNN, and with ``mask_size`` Mask R-CNN (its mask branch: ``edgecnn.models.mask_rcnn``)."""
@@ -75,11 +76,11 @@ def create_faster_rcnn(
     if fpn_levels:
         image, features, rpn_scores, rpn_deltas = _pyramid_rpn(backbone, input_shape, width_multiplier,
                                                                backbone_width, activation, levels, neck_channels,
-                                                               len(anchor_ratios))
+                                                               len(anchor_ratios), backbone_options)
     else:
         image, features, rpn_scores, rpn_deltas = _single_level_rpn(backbone, input_shape, width_multiplier,
                                                                     backbone_width, activation, stride, top_down,
-                                                                    neck_channels, anchors_per_cell)
+                                                                    neck_channels, anchors_per_cell, backbone_options)
     boxes = DecodeAnchors((height, width), stride, tuple(anchor_sizes), tuple(anchor_ratios),
                           strides=levels if fpn_levels else None, name="rpn_decode")(rpn_deltas)
     chosen = TopProposals(proposals, name="proposals")([rpn_scores, boxes])
@@ -112,7 +113,7 @@ def pool_regions(features: list, proposals, levels: tuple[int, ...], size: int, 
 
 
 def _single_level_rpn(backbone, input_shape, width_multiplier, backbone_width, activation, stride, top_down,
-                      neck_channels, anchors_per_cell):
+                      neck_channels, anchors_per_cell, backbone_options=None):
     """(image, [feature map], RPN logits (B, N, 1), RPN deltas (B, N, 4)) on one feature map."""
     from edgecnn._keras import keras
     from edgecnn.layers import conv_bn_act, scale_channels
@@ -121,7 +122,7 @@ def _single_level_rpn(backbone, input_shape, width_multiplier, backbone_width, a
     image, features = region_feature_map(backbone, input_shape, width_multiplier=width_multiplier,
                                          backbone_width=backbone_width, activation=activation,
                                          feature_stride=stride, top_down=top_down, neck_channels=neck_channels,
-                                         family="Faster R-CNN")
+                                         family="Faster R-CNN", backbone_options=backbone_options)
     channels = scale_channels(neck_channels, width_multiplier)
     rpn = conv_bn_act(features, channels, 3, 1, "same", activation, name="rpn_conv")
     objectness = layers.Conv2D(anchors_per_cell, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
@@ -158,7 +159,7 @@ def _check_anchors(height: int, width: int, levels: tuple[int, ...], anchor_size
 
 
 def _pyramid_rpn(backbone, input_shape, width_multiplier, backbone_width, activation, levels, neck_channels,
-                 ratios):
+                 ratios, backbone_options=None):
     """(image, [map per level], RPN logits, RPN deltas) on a feature pyramid: one RPN head shared
     by every level (3x3 convolution, then objectness and deltas for one anchor size per level at
     each of ``ratios`` aspect ratios), the levels' anchors concatenated finest first."""
@@ -169,7 +170,8 @@ def _pyramid_rpn(backbone, input_shape, width_multiplier, backbone_width, activa
     layers = keras.layers
     image, features = pyramid_feature_maps(backbone, input_shape, width_multiplier=width_multiplier,
                                            backbone_width=backbone_width, activation=activation, levels=levels,
-                                           neck_channels=neck_channels, family="Faster R-CNN")
+                                           neck_channels=neck_channels, family="Faster R-CNN",
+                                           backbone_options=backbone_options)
     channels = scale_channels(neck_channels, width_multiplier)
     shared_conv = layers.Conv2D(channels, 3, padding="same", activation=activation, name="rpn_conv")
     objectness = layers.Conv2D(ratios, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),

@@ -32,6 +32,7 @@ def _create_fcn(
     fc_kernel: int = 7,
     dropout: float = 0.5,
     activation: str = "relu",
+    backbone_options: dict | None = None,  # for the backbone's builder (models.pretrained sets them)
     name: str | None = None,
 ) -> keras.Model:
     from edgecnn._keras import keras
@@ -44,7 +45,8 @@ def _create_fcn(
     if input_shape[0] % 32 or input_shape[1] % 32:
         raise EdgeCNNError(f"FCN input {input_shape[:2]} must be a multiple of 32.")
     trunk = registered(backbone).builder(input_shape=tuple(input_shape), features_only=True,
-                                        width_multiplier=width_multiplier, activation=activation)
+                                        width_multiplier=width_multiplier, activation=activation,
+                                        **(backbone_options or {}))
     x = trunk.get_layer(feature_name(32)).output
     units = scale_channels(fc_units, width_multiplier)
     for index, kernel in ((6, fc_kernel), (7, 1)):  # the fully connected layers, as convolutions

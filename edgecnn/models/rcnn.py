@@ -35,6 +35,7 @@ def _create_rcnn(
     width_multiplier: float = 1.0,
     activation: str = "relu",
     feature_units: int = 256,
+    backbone_options: dict | None = None,  # for the backbone's builder (models.pretrained sets them)
     name: str | None = None,
 ) -> keras.Model:
     from edgecnn._keras import keras
@@ -42,7 +43,7 @@ def _create_rcnn(
     from edgecnn.models.common import backbone_features
 
     layers = keras.layers
-    trunk, maps = backbone_features(backbone, input_shape, (), activation, width_multiplier)
+    trunk, maps = backbone_features(backbone, input_shape, (), activation, width_multiplier, backbone_options)
     last = maps[max(maps)]
     x = layers.GlobalAveragePooling2D(name="region_pool")(last)
     features = layers.Dense(feature_units, activation=activation, name="region_features")(x)

@@ -8,7 +8,7 @@ import itertools
 
 def region_feature_map(backbone: str, input_shape: tuple[int, int, int], *, width_multiplier: float,
                        backbone_width: float | None, activation: str, feature_stride: int, top_down: bool,
-                       neck_channels: int, family: str):
+                       neck_channels: int, family: str, backbone_options: dict | None = None):
     """(backbone input, feature map at ``feature_stride``): 1x1 lateral convolution to
     ``neck_channels``; with ``top_down``, the next coarser map (1x1 lateral, 2x nearest upsampling)
     is added and a 3x3 convolution smooths the sum (one FPN step onto one level)."""
@@ -23,7 +23,8 @@ def region_feature_map(backbone: str, input_shape: tuple[int, int, int], *, widt
         raise EdgeCNNError(f"{family} input {height}x{width} must be a multiple of its feature stride {stride}.",
                            f"Use e.g. {stride * max(1, round(height / stride))} pixels, or another feature_stride.")
     trunk, maps = backbone_features(backbone, input_shape, (stride,), activation,
-                                    backbone_width if backbone_width is not None else width_multiplier)
+                                    backbone_width if backbone_width is not None else width_multiplier,
+                                    backbone_options)
     channels = scale_channels(neck_channels, width_multiplier)
     features = conv_bn_act(maps[stride], channels, 1, 1, "same", activation, name="neck_lateral")
     if top_down and 2 * stride in maps:
@@ -36,7 +37,7 @@ def region_feature_map(backbone: str, input_shape: tuple[int, int, int], *, widt
 
 def pyramid_feature_maps(backbone: str, input_shape: tuple[int, int, int], *, width_multiplier: float,
                          backbone_width: float | None, activation: str, levels: tuple[int, ...],
-                         neck_channels: int, family: str):
+                         neck_channels: int, family: str, backbone_options: dict | None = None):
     """(backbone input, [feature map per level]): a feature pyramid network (Lin et al.) on the
     backbone's maps at ``levels`` (strides, finest first, each twice the previous): 1x1 lateral
     convolutions to ``neck_channels``, a top-down pathway (2x nearest upsampling, added) and a
@@ -55,7 +56,8 @@ def pyramid_feature_maps(backbone: str, input_shape: tuple[int, int, int], *, wi
         raise EdgeCNNError(f"{family} input {height}x{width} must be a multiple of its coarsest level's stride "
                            f"{levels[-1]}.", f"Use e.g. {levels[-1] * max(1, round(height / levels[-1]))} pixels.")
     trunk, maps = backbone_features(backbone, input_shape, levels, activation,
-                                    backbone_width if backbone_width is not None else width_multiplier)
+                                    backbone_width if backbone_width is not None else width_multiplier,
+                                    backbone_options)
     channels = scale_channels(neck_channels, width_multiplier)
     layers = keras.layers
     merged = {}

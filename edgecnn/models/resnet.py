@@ -1,7 +1,8 @@
 """ResNet (He et al. 2016): 18 and 34 with basic blocks, 50, 101 and 152 with bottlenecks.
 
 Convolutions before batch norm are bias-free and the bottleneck strides on its 3x3 convolution,
-as in torchvision, so ResNet-50 at 224x224 has 25,557,032 trainable parameters. The stem's
+as in torchvision (``bottleneck_stride="1x1"``: on its first 1x1, as the paper and Keras
+Applications' ImageNet weights), so ResNet-50 at 224x224 has 25,557,032 trainable parameters. The stem's
 3x3/2 max-pool pads with zeros on each side (P=1); it follows a ReLU, so this equals padding
 with -inf for the default activation.
 """
@@ -35,17 +36,22 @@ def _create_resnet(
     activation: str = "relu",
     dropout: float = 0.0,
     features_only: bool = False,
+    preprocessing: str | None = None,  # "caffe": the input as ImageNet weights expect it (models.pretrained)
+    bottleneck_stride: str = "3x3",  # "1x1": on the first 1x1 (v1, the paper's and Keras Applications')
     name: str | None = None,
 ) -> keras.Model:
     # Imported here so that registering the variants does not import TensorFlow.
     from edgecnn._keras import keras
+    from edgecnn.errors import EdgeCNNError
     from edgecnn.layers import basic_block, bottleneck_block, conv_bn_act, scale_channels, stack
-    from edgecnn.models.common import finish
+    from edgecnn.models.common import finish, input_preprocessing
 
+    if bottleneck_stride not in ("3x3", "1x1"):
+        raise EdgeCNNError(f"bottleneck_stride must be 3x3 or 1x1, not {bottleneck_stride!r}.")
     layers = keras.layers
     kind, depths = _CONFIGS[config]
     inputs = keras.Input(input_shape, name="image")
-    x = conv_bn_act(inputs, scale_channels(64, width_multiplier), 7, 2, 3, activation, name="conv1")
+    x = conv_bn_act(input_preprocessing(inputs, preprocessing), scale_channels(64, width_multiplier), 7, 2, 3, activation, name="conv1")
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, 2, name="pool1")(x)
     stages = []
@@ -56,7 +62,8 @@ def _create_resnet(
         if kind == "basic":
             x = stack(x, basic_block, depth, first_strides, stage_name, filters=width, activation=activation)
         else:
-            x = stack(x, bottleneck_block, depth, first_strides, stage_name, width=width, activation=activation)
+            x = stack(x, bottleneck_block, depth, first_strides, stage_name, width=width, activation=activation,
+                      stride_on_first=bottleneck_stride == "1x1")
         stages.append((4 * 2**index, x))
 
     def head(features):

@@ -32,16 +32,17 @@ def _create_vgg(
     fc_units: int = 4096,
     dropout: float = 0.5,
     features_only: bool = False,
+    preprocessing: str | None = None,  # "caffe": the input as ImageNet weights expect it (models.pretrained)
     name: str | None = None,
 ) -> keras.Model:
     # Imported here so that registering the variants does not import TensorFlow.
     from edgecnn._keras import keras
     from edgecnn.layers import conv_bn_act, scale_channels
-    from edgecnn.models.common import finish, fully_connected_head
+    from edgecnn.models.common import finish, fully_connected_head, input_preprocessing
 
     layers = keras.layers
     inputs = keras.Input(input_shape, name="image")
-    x = inputs
+    x = input_preprocessing(inputs, preprocessing)
     stages = []
     for block, (depth, width) in enumerate(zip(_DEPTHS[config], _WIDTHS), start=1):
         for index in range(1, depth + 1):

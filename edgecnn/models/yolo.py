@@ -47,6 +47,7 @@ def _create_yolo(
     activation: str = "swish",
     strides: tuple[int, ...] = DEFAULT_STRIDES,
     neck_channels: int = 96,
+    backbone_options: dict | None = None,  # for the backbone's builder (models.pretrained sets them)
     name: str | None = None,
 ) -> keras.Model:
     from edgecnn._keras import keras
@@ -60,7 +61,8 @@ def _create_yolo(
         raise EdgeCNNError(f"YOLO input {input_shape[:2]} must be a multiple of its largest stride {strides[-1]}.",
                            f"Use e.g. {strides[-1] * max(1, round(input_shape[0] / strides[-1]))} pixels.")
     trunk, features = backbone_features(backbone, input_shape, strides, activation,
-                                        backbone_width if backbone_width is not None else width_multiplier)
+                                        backbone_width if backbone_width is not None else width_multiplier,
+                                        backbone_options)
     width = scale_channels(neck_channels, width_multiplier)
     depth = max(1, round(depth_multiplier))
 

@@ -73,8 +73,10 @@ def _check_overrides(entry: ModelEntry, overrides: dict) -> None:
             )
 
 
-def create_model(name: str, **overrides):
-    """Build a registered model as a functional ``keras.Model``.
+def create_model(name: str, weights: str | None = None, **overrides):
+    """Build a registered model as a functional ``keras.Model``; ``weights``: ``imagenet`` or a
+    Keras Applications weights file (``models.pretrained``; ``edgecnn.create_model`` also takes
+    an edgecnn run's model file).
 
     Common overrides: ``num_classes``, ``input_shape`` (H, W, C), ``width_multiplier``,
     ``activation`` and ``features_only`` (return the multi-scale feature maps, strides 4 to 32,
@@ -84,4 +86,8 @@ def create_model(name: str, **overrides):
     _check_overrides(entry, overrides)
     if "input_shape" in overrides:
         overrides["input_shape"] = tuple(overrides["input_shape"])
+    if weights is not None:
+        from edgecnn.models.pretrained import build_pretrained
+
+        return build_pretrained(entry, weights, overrides)
     return entry.builder(**overrides)

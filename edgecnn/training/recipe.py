@@ -23,6 +23,9 @@ from edgecnn.errors import EdgeCNNError, closest_names, did_you_mean
 class ModelSection:
     name: str = "test_vgg"
     overrides: dict[str, Any] = field(default_factory=dict)
+    # starting weights: imagenet, a Keras Applications weights file, or an edgecnn model file
+    # (a run's model.keras or checkpoint); none: random (training.weights)
+    weights: str | None = None
 
 
 @dataclass

@@ -229,9 +229,9 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     """Run the recipe's training and optimization stages into ``out``; returns the metrics."""
     import yaml
 
-    from edgecnn.models.zoo import create_model
     from edgecnn._keras import keras
     from edgecnn.export.keras_io import load_model, save_model
+    from edgecnn.training.weights import create_model
 
     if strategy_name not in STRATEGIES:
         raise EdgeCNNError(f"Unknown strategy '{strategy_name}'.", f"Choose one of: {', '.join(STRATEGIES)}.")
@@ -254,7 +254,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     train_data, val_data, steps = task.datasets()
     overrides = {**task.model_overrides(classes), **recipe.model.overrides}
     with strategy.scope():
-        model = task.compile(create_model(recipe.model.name, **overrides), build_optimizer(recipe, steps))
+        model = task.compile(create_model(recipe.model.name, recipe.model.weights, **overrides), build_optimizer(recipe, steps))
     metrics: dict = {"model": recipe.model.name, "task": recipe.task, "classes": classes, "stages": {}}
     try:
         if resume and _finished(directory, "train", "model.keras", recipe.training.epochs):
