@@ -150,4 +150,43 @@ def test_a_recipe_starts_from_the_weights_it_names(tmp_path):
     from edgecnn.training.recipe import load_recipe
 
     recipe = load_recipe("digits_vgg", ["model.weights=imagenet"])
-    assert recipe.model.weights == "imagenet"
+    assert recipe.model.weights == "imagenet" and recipe.training.freeze_epochs == 0
+
+
+def test_frozen_epochs_keep_the_starting_layers_then_train_them(tmp_path):
+    """training.freeze_epochs: the layers the starting weights filled (batch norm statistics
+    included) do not move in the frozen stage while the new head learns; then all train."""
+    from edgecnn.export.keras_io import load_model
+
+    start = _randomized(edgecnn.create_model("test_vgg", num_classes=4, dropout=0.0), seed=5)
+    start.save(tmp_path / "start.keras")
+    settings = [f"model.weights={tmp_path / 'start.keras'}", "training.freeze_epochs=1", "training.epochs=1",
+                "data.limit=64", "optimization.pruning.enabled=false", "optimization.qat.enabled=false"]
+    edgecnn.train("digits_vgg", tmp_path / "run", overrides=settings)
+    frozen, trained = load_model(tmp_path / "run" / "checkpoints" / "frozen.keras"), load_model(tmp_path / "run" / "model.keras")
+    for layer in start.layers:
+        if not layer.weights:
+            continue
+        before, after_freeze = layer.get_weights(), frozen.get_layer(layer.name).get_weights()
+        if layer.name == "fc8":  # 4 classes there, 10 here: new, and it learned
+            assert before[0].shape != after_freeze[0].shape
+            continue
+        assert all(np.array_equal(a, b) for a, b in zip(before, after_freeze)), layer.name
+    moved = [name for name in ("conv1_1", "fc6") if not np.array_equal(frozen.get_layer(name).get_weights()[0],
+                                                                      trained.get_layer(name).get_weights()[0])]
+    assert moved == ["conv1_1", "fc6"]
+    with pytest.raises(EdgeCNNError, match="names no weights"):
+        edgecnn.train("digits_vgg", tmp_path / "other", overrides=["training.freeze_epochs=1", *settings[2:]])
+
+
+@pytest.mark.parametrize("recipe", ["folder_resnet50_imagenet", "coco_yolo_resnet50_imagenet",
+                                    "masks_fcn8s_imagenet"])
+def test_the_pretrained_recipes_name_models_that_have_imagenet_weights(recipe):
+    from edgecnn.models.pretrained import architecture_of
+    from edgecnn.models.zoo import create_model
+    from edgecnn.training.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    assert loaded.model.weights == "imagenet" and loaded.training.freeze_epochs > 0
+    model = create_model(loaded.model.name, input_shape=tuple(loaded.data.input_size), **loaded.model.overrides)
+    assert architecture_of(model) in ("vgg16", "resnet50")

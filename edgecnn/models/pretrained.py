@@ -172,10 +172,10 @@ def load_matching_layers(model, source) -> tuple[list[str], list[str]]:
     return loaded, skipped
 
 
-def build_pretrained(entry: ModelEntry, weights: str | os.PathLike, overrides: dict):
+def build_pretrained(entry: ModelEntry, weights: str | os.PathLike, overrides: dict) -> tuple[Any, list[str]]:
     """``entry``'s model with ``overrides`` and Keras Applications' ``weights`` (``imagenet`` or
-    a weights file); an edgecnn model file is loaded by ``edgecnn.create_model``
-    (``training.weights``), which can read every kind of saved model."""
+    a weights file), and the names of the layers they filled; an edgecnn model file is loaded by
+    ``edgecnn.create_model`` (``training.weights``), which can read every kind of saved model."""
     if str(weights) != "imagenet":
         path = Path(weights)
         if not path.is_file():
@@ -221,4 +221,4 @@ def _build_on_keras_applications(entry: ModelEntry, weights: str, overrides: dic
     loaded, new = copy_reference_weights(model, reference, architecture)
     log.info("%s: %s weights (%s) in %d layers; %d layers new: %s", entry.name, KERAS_APPLICATIONS[architecture],
              weights, len(loaded), len(new), ", ".join(new[:12]) + (" ..." if len(new) > 12 else ""))
-    return model
+    return model, loaded

@@ -82,12 +82,21 @@ def create_model(name: str, weights: str | None = None, **overrides):
     ``activation`` and ``features_only`` (return the multi-scale feature maps, strides 4 to 32,
     instead of logits, for use as a detection or segmentation backbone).
     """
+    if weights is not None:
+        return create_pretrained(name, weights, **overrides)[0]
     entry = get_entry(name)
     _check_overrides(entry, overrides)
     if "input_shape" in overrides:
         overrides["input_shape"] = tuple(overrides["input_shape"])
-    if weights is not None:
-        from edgecnn.models.pretrained import build_pretrained
-
-        return build_pretrained(entry, weights, overrides)
     return entry.builder(**overrides)
+
+
+def create_pretrained(name: str, weights: str, **overrides) -> tuple:
+    """``create_model`` with Keras Applications' ``weights``, and the names of the layers they filled."""
+    from edgecnn.models.pretrained import build_pretrained
+
+    entry = get_entry(name)
+    _check_overrides(entry, overrides)
+    if "input_shape" in overrides:
+        overrides["input_shape"] = tuple(overrides["input_shape"])
+    return build_pretrained(entry, weights, overrides)

@@ -59,6 +59,9 @@ class TrainingSection:
     seed: int = 0
     warmup_epochs: float = 0.0  # learning rate rises linearly from 0 over these epochs (cosine schedule)
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validated and kept
+    # fine-tuning: the layers the starting weights (model.weights) filled stay frozen, batch norm
+    # in inference mode, for the first freeze_epochs (a "frozen" stage), then everything trains
+    freeze_epochs: int = 0
 
 
 @dataclass

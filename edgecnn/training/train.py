@@ -231,7 +231,7 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
 
     from edgecnn._keras import keras
     from edgecnn.export.keras_io import load_model, save_model
-    from edgecnn.training.weights import create_model
+    from edgecnn.training.weights import starting_model
 
     if strategy_name not in STRATEGIES:
         raise EdgeCNNError(f"Unknown strategy '{strategy_name}'.", f"Choose one of: {', '.join(STRATEGIES)}.")
@@ -254,7 +254,12 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
     train_data, val_data, steps = task.datasets()
     overrides = {**task.model_overrides(classes), **recipe.model.overrides}
     with strategy.scope():
-        model = task.compile(create_model(recipe.model.name, recipe.model.weights, **overrides), build_optimizer(recipe, steps))
+        model, loaded = starting_model(recipe.model.name, recipe.model.weights, overrides)
+        model = task.compile(model, build_optimizer(recipe, steps))
+    if recipe.training.freeze_epochs and (not loaded or recipe.task == "generation"):
+        raise EdgeCNNError("training.freeze_epochs freezes the layers model.weights fills, for classifiers, detectors "
+                           "and segmenters; " + ("generators have none." if loaded else "this recipe names no weights."),
+                           "Set model.weights (e.g. imagenet or an earlier run's model.keras), or freeze_epochs: 0.")
     metrics: dict = {"model": recipe.model.name, "task": recipe.task, "classes": classes, "stages": {}}
     try:
         if resume and _finished(directory, "train", "model.keras", recipe.training.epochs):
@@ -264,6 +269,8 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
                 model = task.compile(load_model(directory / "model.keras"), build_optimizer(recipe, steps))
             history = read_history(directory / "logs" / "train_history.csv")
         else:
+            if recipe.training.freeze_epochs:
+                model = _frozen_stage(task, model, loaded, train_data, val_data, steps, directory, strategy, resume)
             averaging = [weight_average(recipe.training.ema)] if recipe.training.ema else []
             history = _fit_stage(task, model, train_data, val_data, recipe.training.epochs, directory, "train",
                                  [*averaging, *task.checkpoint_callbacks(directory)])
@@ -281,9 +288,37 @@ def train(recipe: Recipe, out: str | Path, resume: bool = False, strategy_name: 
         log.warning("interrupted: saved %s; run again with --resume", directory / "checkpoints" / "interrupted.keras")
         raise
     atomic_write_text(directory / "metrics.json", json.dumps(metrics, indent=2))
-    for stage in ("train", "prune", "qat"):  # finished: backups are no longer needed
+    for stage in ("frozen", "train", "prune", "qat"):  # finished: backups are no longer needed
         shutil.rmtree(directory / "checkpoints" / f"{stage}_backup", ignore_errors=True)
     return metrics
+
+
+def _frozen_stage(task, model, loaded: list[str], train_data, val_data, steps: int, directory: Path, strategy,
+                  resume: bool):
+    """The first ``training.freeze_epochs``: the layers the starting weights filled stay frozen
+    (their batch norms in inference mode), at the recipe's learning rate; then every layer is
+    trainable again and the model is compiled for the training stage. Saved to
+    checkpoints/frozen.keras, from which a resumed run continues."""
+    from edgecnn.export.keras_io import load_model, save_model
+
+    recipe = task.recipe
+    epochs, path = recipe.training.freeze_epochs, directory / "checkpoints" / "frozen.keras"
+    inner = task.deliverable(model)
+    if resume and _finished(directory, "frozen", f"checkpoints/{path.name}", epochs):
+        log.info("frozen stage finished earlier: loading %s", path)
+        inner.set_weights(load_model(path).get_weights())
+    else:
+        log.info("frozen stage: %d layers of the starting weights frozen for %d epochs", len(loaded), epochs)
+        for name in loaded:
+            inner.get_layer(name).trainable = False
+        with strategy.scope():
+            model = task.compile(inner, build_optimizer(recipe, steps, recipe.training.learning_rate))
+        _fit_stage(task, model, train_data, val_data, epochs, directory, "frozen")
+        for name in loaded:
+            inner.get_layer(name).trainable = True
+        save_model(inner, path)
+    with strategy.scope():
+        return task.compile(inner, build_optimizer(recipe, steps))
 
 
 def _finished(directory: Path, stage: str, artifact: str, epochs: int) -> bool:

@@ -16,15 +16,22 @@ log = logging.getLogger("edgecnn.training")
 
 def create_model(name: str, weights: str | os.PathLike | None = None, **overrides):
     """The zoo model ``name`` with ``overrides``, starting from ``weights`` (None: random)."""
+    return starting_model(name, weights, overrides)[0]
+
+
+def starting_model(name: str, weights: str | os.PathLike | None, overrides: dict) -> tuple[object, list[str]]:
+    """``create_model``'s model and the names of the layers the starting weights filled (what
+    ``training.freeze_epochs`` freezes)."""
     from edgecnn.models import zoo
     from edgecnn.models.pretrained import is_edgecnn_model_file, load_matching_layers
 
-    if weights is None or str(weights) == "imagenet" or not Path(weights).is_file() \
-            or not is_edgecnn_model_file(Path(weights)):
-        return zoo.create_model(name, weights=None if weights is None else str(weights), **overrides)
+    if weights is None:
+        return zoo.create_model(name, **overrides), []
+    path = Path(weights)
+    if str(weights) == "imagenet" or not path.is_file() or not is_edgecnn_model_file(path):
+        return zoo.create_pretrained(name, str(weights), **overrides)
     from edgecnn.export.keras_io import load_model
 
-    path = Path(weights)
     source = load_model(path)  # refuses a file whose layers hold Python code
     model = zoo.create_model(name, **overrides)
     loaded, skipped = load_matching_layers(model, source)
@@ -33,4 +40,4 @@ def create_model(name: str, weights: str | os.PathLike | None = None, **override
                            "architecture.", f"Start from a run of the same model ({name}), or from imagenet.")
     log.info("weights from %s: %d layers loaded, %d new%s", path, len(loaded), len(skipped),
              f": {'; '.join(skipped)}" if skipped else "")
-    return model
+    return model, loaded
