@@ -74,6 +74,7 @@ def test_a_classifier_with_the_imagenet_head_gives_keras_applications_logits(tmp
 
 @pytest.mark.parametrize("name, architecture, last, options", [
     ("fcn8s_vgg16", "VGG16", "pool5", {}),
+    ("segnet", "VGG16", "enc5_pool", {}),
     ("yolo_resnet50", "ResNet50", "stage4_block3_out", {}),
     ("faster_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)}),
 ])

@@ -1,7 +1,7 @@
 """Starting weights for a zoo model (``create_model(name, weights=...)``, recipe ``model.weights``):
 
 - ``imagenet``: Keras Applications' ImageNet weights of the model's VGG-16/19 or ResNet-50/101/152
-  (the classifier itself, or the backbone of an FCN, YOLO or R-CNN family model), fetched and
+  (the classifier itself, or the backbone of an FCN, SegNet, YOLO or R-CNN family model), fetched and
   cached by Keras Applications' own code (``keras.utils.get_file``, ``~/.keras/models``);
 - a Keras Applications weights file (what that cache holds, for a machine without internet);
 - an edgecnn model (a run's ``model.keras`` or checkpoint; ``training.weights`` loads the file):
@@ -39,6 +39,8 @@ def architecture_of(model) -> str | None:
     """The Keras Applications architecture whose weights fit ``model`` (a zoo classifier, or a
     model on such a backbone), read from its layer names; None for the others."""
     names = {layer.name for layer in model.layers}
+    if "enc5_conv3" in names and "enc5_conv4" not in names:  # SegNet's encoder is VGG-16's
+        return "vgg16"
     if "conv5_3" in names:
         return "vgg19" if "conv5_4" in names else "vgg16"
     if "stage1_block1_conv3" in names:  # bottleneck blocks
@@ -47,19 +49,20 @@ def architecture_of(model) -> str | None:
     return None
 
 
-def reference_name(zoo_name: str) -> str | None:
-    """The zoo layer that holds the weights of Keras Applications' layer ``zoo_name`` maps from."""
-    if match := re.fullmatch(r"block(\d)_conv(\d)", zoo_name):  # VGG
-        return f"conv{match[1]}_{match[2]}"
-    if zoo_name in ("fc1", "fc2"):
-        return {"fc1": "fc6", "fc2": "fc7"}[zoo_name]
-    if match := re.fullmatch(r"conv(\d)_block(\d+)_(\d)_(conv|bn)", zoo_name):  # ResNet
+def reference_names(keras_name: str) -> tuple[str, ...]:
+    """The zoo layers that may hold the weights of Keras Applications' layer ``keras_name`` (VGG's
+    convolutions are conv{block}_{index} in the VGG models and enc{block}_conv{index} in SegNet)."""
+    if match := re.fullmatch(r"block(\d)_conv(\d)", keras_name):  # VGG
+        return f"conv{match[1]}_{match[2]}", f"enc{match[1]}_conv{match[2]}"
+    if keras_name in ("fc1", "fc2"):
+        return ({"fc1": "fc6", "fc2": "fc7"}[keras_name],)
+    if match := re.fullmatch(r"conv(\d)_block(\d+)_(\d)_(conv|bn)", keras_name):  # ResNet
         stage, block, index, kind = int(match[1]) - 1, match[2], match[3], match[4]
         layer = f"stage{stage}_block{block}_" + ("downsample" if index == "0" else f"conv{index}")
-        return layer + ("_bn" if kind == "bn" else "")
-    if zoo_name in ("conv1_conv", "conv1_bn"):
-        return {"conv1_conv": "conv1", "conv1_bn": "conv1_bn"}[zoo_name]
-    return None
+        return (layer + ("_bn" if kind == "bn" else ""),)
+    if keras_name in ("conv1_conv", "conv1_bn"):
+        return ({"conv1_conv": "conv1", "conv1_bn": "conv1_bn"}[keras_name],)
+    return ()
 
 
 def _head_name(architecture: str) -> str:
@@ -94,9 +97,8 @@ def copy_reference_weights(model, reference, architecture: str) -> tuple[list[st
     loaded = []
     biases: dict[str, np.ndarray] = {}  # zoo bn name -> the bias of the Keras convolution before it
     for layer in reference.layers:
-        target_name = reference_name(layer.name)
-        if layer.name == "predictions":
-            target_name = _head_name(architecture)
+        candidates = (_head_name(architecture),) if layer.name == "predictions" else reference_names(layer.name)
+        target_name = next((name for name in candidates if name in zoo), None)
         weights = layer.get_weights()
         if target_name is None or not weights or target_name not in zoo:
             continue
@@ -117,6 +119,11 @@ def copy_reference_weights(model, reference, architecture: str) -> tuple[list[st
                                "ImageNet weights need the full-width model (width_multiplier=1, backbone_width=1).")
         target.set_weights(weights)
         loaded.append(target_name)
+    for name, bias in biases.items():  # a norm Keras' model lacks (SegNet's): the identity plus that bias
+        if name in zoo:
+            zoo[name].set_weights([np.ones_like(bias), np.zeros_like(bias), -bias,
+                                   np.full_like(bias, 1.0 - ZOO_BN_EPSILON)])
+            loaded.append(name)
     new = [layer.name for layer in model.layers if layer.get_weights() and layer.name not in loaded
            and layer.name != "caffe_preprocess"]
     return loaded, new
@@ -196,7 +203,7 @@ def _build_on_keras_applications(entry: ModelEntry, weights: str, overrides: dic
                            f"{', '.join(KERAS_APPLICATIONS)} (AlexNet, GoogLeNet and EdgeNet have none; GoogLeNet "
                            "is not InceptionV3).",
                            "Use one of the VGG/ResNet-50/101/152 models or a detector or segmenter on one of them "
-                           "(e.g. fcn8s_vgg16, yolo_resnet50, faster_rcnn_resnet50), or start from an earlier run.")
+                           "(e.g. fcn8s_vgg16, segnet, yolo_resnet50, faster_rcnn_resnet50), or start from an earlier run.")
     layout: dict[str, Any] = {"preprocessing": "caffe"}
     if architecture.startswith("resnet"):
         layout["bottleneck_stride"] = "1x1"

@@ -38,12 +38,14 @@ def _create_segnet(
     depth: int | None = None,
     kernel_size: int = 3,
     activation: str = "relu",
+    preprocessing: str | None = None,  # "caffe": the input as ImageNet weights expect it (models.pretrained)
     name: str | None = None,
 ) -> keras.Model:
     from edgecnn._keras import keras
     from edgecnn.errors import EdgeCNNError
     from edgecnn.layers import conv_bn_act, scale_channels
     from edgecnn.layers.pooling import MaxUnpooling2D
+    from edgecnn.models.common import input_preprocessing
 
     levels = _ENCODERS[encoder][: depth or None]
     if depth is not None and not 1 <= depth <= len(_ENCODERS[encoder]):
@@ -55,7 +57,7 @@ def _create_segnet(
     widths = [scale_channels(width, width_multiplier) for width, _ in levels]
 
     inputs = keras.Input(input_shape, name="image")
-    x = inputs
+    x = input_preprocessing(inputs, preprocessing)
     switches = []  # pre-pool feature maps: the unpooling recomputes the argmax from them
     for level, ((_, convs), width) in enumerate(zip(levels, widths), start=1):
         for index in range(1, convs + 1):
