@@ -40,20 +40,22 @@ def main() -> None:
     args = parser.parse_args()
     source = trained_run("shapes_unet.yaml", args.runs, (*MODEL, "data.limit=400", "training.epochs=30"),
                          "fine_tuning_source")
-    rows = {}
+    runs = {"the source alone (no training on the small set)": source}
     for index, (name, overrides) in enumerate(variants(source, args.images, args.epochs).items()):
-        run = trained_run("shapes_unet.yaml", args.runs, (*MODEL, *overrides), f"fine_tuning_{index}")
+        runs[name] = trained_run("shapes_unet.yaml", args.runs, (*MODEL, *overrides), f"fine_tuning_{index}")
+    rows = {}
+    for name, run in runs.items():
         int8 = run / "model_int8.tflite"
         if not int8.exists():
             edgecnn.convert(run / "model.keras", "int8", out=int8)
         scores = {kind: edgecnn.evaluate(path, "builtin:painted_shapes", split="val", limit=args.val)["miou"]
                   for kind, path in (("float", run / "model.keras"), ("int8", int8))}
-        rows[name] = {**scores, "run": str(run)}
+        rows[name] = scores
     print(f"\nU-Net/8 (depth 3, 64x64): {args.images} painted_shapes images, {args.epochs} epochs; "
           f"held-out mIoU on {args.val} painted_shapes val images")
-    print(f"{'start':<46}{'float':>8}{'int8':>8}")
+    print(f"{'start':<50}{'float':>8}{'int8':>8}")
     for name, row in rows.items():
-        print(f"{name:<46}{row['float']:>8.3f}{row['int8']:>8.3f}")
+        print(f"{name:<50}{row['float']:>8.3f}{row['int8']:>8.3f}")
     if args.json:
         args.json.write_text(json.dumps({"images": args.images, "epochs": args.epochs, "val": args.val,
                                          "rows": rows}, indent=2))
