@@ -337,3 +337,27 @@ def test_mediapipe_runs_files_without_labels_and_fails_on_labels_that_do_not_fit
                                                             replace(report.metadata, labels=("a", "b", "c"))))
     answer = run_mediapipe(tmp_path / "misfit.tflite", "classification", images, python=mediapipe)
     assert answer["opened"] and answer["results"] == [] and "(5 vs. 3)" in answer["run_error"], answer
+
+
+@pytest.mark.network
+def test_mediapipe_agrees_on_a_file_built_for_imagenet_weights(mediapipe, tmp_path):
+    """A model built for Keras Applications' weights keeps RGB in [0, 1] as its file's input (its
+    first layer makes their BGR, mean-subtracted input): MediaPipe, which applies one mean and std
+    to every channel, gives the runtime's classes."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    reference = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    reference.save_weights(tmp_path / "vgg16_notop.h5")
+    model = edgecnn.create_model("vgg16", weights=tmp_path / "vgg16_notop.h5", input_shape=(32, 32, 3),
+                                 num_classes=5, fc_units=256)
+    path = tmp_path / "vgg16.tflite"
+    edgecnn.convert(model, "fp32", out=path, labels=[f"class {k}" for k in range(5)], samples=1)
+    images = _photos(32) + _shapes(32, 4)
+    answer = run_mediapipe(path, "classification", _save(images, tmp_path / "images"), python=mediapipe)
+    assert answer["opened"], answer
+    classifier = open_pipeline(path, accelerator="cpu", top_k=5)
+    for image, theirs in zip(images, answer["results"]):
+        ours = {p.label: p.score for p in classifier(image).top_k}
+        assert theirs[0]["label"] == max(ours, key=ours.get)
+        assert all(abs(p["score"] - ours[p["label"]]) <= 0.01 for p in theirs)
