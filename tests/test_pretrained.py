@@ -77,6 +77,7 @@ def test_a_classifier_with_the_imagenet_head_gives_keras_applications_logits(tmp
     ("segnet", "VGG16", "enc5_pool", {}),
     ("yolo_resnet50", "ResNet50", "stage4_block3_out", {}),
     ("faster_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)}),
+    ("mask_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)}),
 ])
 def test_detectors_and_segmenters_take_the_backbone_and_keep_their_new_layers(name, architecture, last, options,
                                                                                 tmp_path, caplog):
