@@ -182,8 +182,9 @@ def test_frozen_epochs_keep_the_starting_layers_then_train_them(tmp_path):
 
 
 @pytest.mark.parametrize("recipe", ["folder_resnet50_imagenet", "coco_yolo_resnet50_imagenet",
-                                    "masks_fcn8s_imagenet"])
+                                    "masks_fcn8s_imagenet", "coco_mask_rcnn_resnet50_imagenet"])
 def test_the_pretrained_recipes_name_models_that_have_imagenet_weights(recipe):
+    from edgecnn.export.metadata import infer_task
     from edgecnn.models.pretrained import architecture_of
     from edgecnn.models.zoo import create_model
     from edgecnn.training.recipe import load_recipe
@@ -191,4 +192,4 @@ def test_the_pretrained_recipes_name_models_that_have_imagenet_weights(recipe):
     loaded = load_recipe(recipe)
     assert loaded.model.weights == "imagenet" and loaded.training.freeze_epochs > 0
     model = create_model(loaded.model.name, input_shape=tuple(loaded.data.input_size), **loaded.model.overrides)
-    assert architecture_of(model) in ("vgg16", "resnet50")
+    assert architecture_of(model) in ("vgg16", "resnet50") and infer_task(model) == loaded.task
