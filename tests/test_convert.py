@@ -60,6 +60,8 @@ def test_convert_every_target_with_report_and_metadata(capsys, tmp_path, digits_
     assert report["size_bytes"] == out.stat().st_size and report["gzip_bytes"] < report["size_bytes"]
     assert set(report["gpu"]) >= {"compatible", "fully_accelerated", "unsupported_ops"}
     assert report["latency_ms"] > 0
+    coverage = report["xnnpack"]  # the digits VGG has no op XNNPACK lacks, in any target
+    assert coverage["delegated"] == coverage["nodes"] and coverage["left"] == {}
 
     parity = report["parity"]
     if target == "fp32":

@@ -272,6 +272,9 @@ def test_benchmark_json(classifier_file, capsys):
     assert {"backend", "accelerator", "fully_accelerated", "invoke_ms", "pipeline_ms"} <= set(result)
     assert result["accelerator"] == "cpu" and result["invoke_ms"]["p50"] > 0
     assert result["pipeline_ms"]["p50"] >= result["invoke_ms"]["p50"] * 0.5
+    coverage, memory = result["xnnpack"], result["memory"]
+    assert 0 < coverage["delegated"] <= coverage["nodes"] and coverage["partitions"] >= 1
+    assert memory["peak_rss_mb"] >= memory["rss_after_load_mb"] > 0
 
 
 def test_metadata_reader_needs_no_schema_and_survives_corrupt_files(classifier_file):

@@ -161,6 +161,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
         print(f"invoke   p50 {result['invoke_ms']['p50']:.3f} ms  p90 {result['invoke_ms']['p90']:.3f} ms")
         if result["pipeline_ms"]:
             print(f"pipeline p50 {result['pipeline_ms']['p50']:.3f} ms  p90 {result['pipeline_ms']['p90']:.3f} ms")
+        coverage = result["xnnpack"]
+        if coverage:
+            left = ", ".join(f"{op} x{count}" for op, count in coverage["left"].items())
+            print(f"XNNPACK  {coverage['delegated']} of {coverage['nodes']} nodes in {coverage['partitions']} "
+                  f"partition(s)" + (f"; default kernels: {left}" if left else ""))
+        memory = result["memory"]
+        print(f"memory   {memory['rss_after_load_mb']} MB resident after load, peak {memory['peak_rss_mb']} MB "
+              "(this process)")
     return 0
 
 

@@ -35,6 +35,7 @@ class ConversionReport:
     parity: dict[str, Any]
     latency_ms: float
     latency: dict[str, Any]
+    xnnpack: dict[str, Any]  # the nodes the CPU's XNNPACK delegate took (runtime.cpu_kernels)
     consistency: dict[str, Any]
     metadata: ModelMetadata
     flatbuffer: bytes = field(repr=False)
@@ -43,6 +44,7 @@ class ConversionReport:
         return {"output": self.output, "source": self.source, "target": self.target, "size_bytes": self.size_bytes,
                 "gzip_bytes": self.gzip_bytes, "ops": self.ops, "builtin_only": self.builtin_only, "gpu": self.gpu,
                 "parity": self.parity, "latency_ms": self.latency_ms, "latency": self.latency,
+                "xnnpack": self.xnnpack,
                 "consistency": self.consistency, "metadata": self.metadata.to_dict()}
 
 

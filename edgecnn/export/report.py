@@ -16,6 +16,7 @@ import numpy as np
 from edgecnn.export.device_heads import reference_outputs
 from edgecnn.runtime import load_engine
 from edgecnn.runtime.engine import dequantize, quantize
+from edgecnn.runtime.cpu_kernels import kernel_coverage
 from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
 from edgecnn.runtime.stats import percentiles, timed_ms
@@ -155,6 +156,7 @@ def build_report(
     threads = threads or os.cpu_count() or 1
     engine = load_engine(flatbuffer, threads=threads)  # one interpreter for latency, parity and I/O details
     latency = cpu_latency(engine, first, threads, latency_runs)
+    coverage = kernel_coverage(engine)
     return {
         "target": target,
         "size_bytes": len(flatbuffer),
@@ -166,4 +168,5 @@ def build_report(
                    **parity(engine, model, samples, task, device_head, decode)},
         "latency_ms": latency["p50"],
         "latency": latency,
+        "xnnpack": coverage.to_json() if coverage is not None else None,
     }

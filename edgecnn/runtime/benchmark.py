@@ -8,10 +8,11 @@ import os
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.cpu_kernels import kernel_coverage
 from edgecnn.runtime.engine import read_model_bytes
 from edgecnn.runtime.metadata import read_metadata
 from edgecnn.runtime.runner import Runner
-from edgecnn.runtime.stats import percentiles, timed_ms
+from edgecnn.runtime.stats import percentiles, resident_mb, timed_ms
 from edgecnn.runtime.tasks import PIPELINES
 from edgecnn.runtime.tasks import open as open_pipeline
 
@@ -20,14 +21,18 @@ FRAME_SIZE = (480, 640)  # height, width of the frame the whole pipeline is time
 
 def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
               runs: int = 50, warmup: int = 5, delegate: str | os.PathLike | None = None) -> dict:
-    """{model, backend, accelerator, fully_accelerated, note, invoke_ms, pipeline_ms, runs}:
-    p50/p90/p99 milliseconds of ``runs`` invokes on random inputs (the model alone: inputs set
-    beforehand, outputs read as stored) and, for a file with a pipeline, of the whole pipeline
-    (resize, normalize, invoke, decode) on a random 640x480 frame; ``warmup`` untimed runs first."""
+    """{model, backend, accelerator, fully_accelerated, note, invoke_ms, pipeline_ms, runs,
+    xnnpack, memory}: p50/p90/p99 milliseconds of ``runs`` invokes on random inputs (the model
+    alone: inputs set beforehand, outputs read as stored) and, for a file with a pipeline, of the
+    whole pipeline (resize, normalize, invoke, decode) on a random 640x480 frame; ``warmup``
+    untimed runs first. ``xnnpack``: the nodes the CPU's XNNPACK delegate took
+    (``cpu_kernels.kernel_coverage``; None on the GPU); ``memory``: this process's resident MB
+    after loading and its peak after the runs (the Python process included)."""
     if runs < 1 or warmup < 0:
         raise EdgeCNNError("runs must be at least 1 and warmup at least 0 (CLI: --runs, --warmup).")
     data = read_model_bytes(model)
     runner = Runner(data, accelerator, threads, delegate=delegate)
+    after_load = resident_mb()["rss_mb"]
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(0, 1, size=info.shape).astype(np.float32) for info in runner.inputs]
     runner(*inputs)  # on the CPU the inputs stay set: the timed call is the model alone, no input copy
@@ -46,4 +51,8 @@ def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threa
         # the pipeline's own account of its time (pipeline_ms), not a stopwatch around the call
         timings = [pipeline(frame).pipeline_ms for _ in range(warmup + runs)][warmup:]
         result["pipeline_ms"] = percentiles(timings)
+    on_cpu = runner.gpu is None and not delegate
+    coverage = kernel_coverage(runner.engine) if on_cpu else None
+    result["xnnpack"] = coverage.to_json() if coverage is not None else None
+    result["memory"] = {"rss_after_load_mb": after_load, "peak_rss_mb": resident_mb()["peak_rss_mb"]}
     return result

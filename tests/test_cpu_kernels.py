@@ -1,0 +1,63 @@
+"""XNNPACK coverage as a checked property: the nodes of each test model's int8 file that the CPU's
+fast kernels do not take, by op type, may not grow (a regression guard on counts, not timings).
+The goal is none; the table records where each family stands, so that a change that leaves one
+more node to TFLite's slower default kernels fails here, and one that delegates more passes
+(then lower the table)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn.export.convert import convert
+from edgecnn.models.detector_families import deployed_model
+from edgecnn.runtime.cpu_kernels import file_kernel_coverage
+
+# int8 files of the zoo's test variants (random calibration): op type -> nodes left to the
+# default kernels, measured 2026-12-05 with ai-edge-litert as pinned
+LEFT_IN_INT8 = {
+    "test_vgg": {}, "test_resnet": {}, "test_rcnn": {}, "test_fcn": {}, "test_unet": {},
+    "test_yolo": {"RESIZE_NEAREST_NEIGHBOR": 2},
+    "test_fast_rcnn": {"ABS": 2, "BATCH_MATMUL": 2, "RESIZE_NEAREST_NEIGHBOR": 1, "SOFTMAX": 1},
+    "test_faster_rcnn": {"ABS": 2, "BATCH_MATMUL": 2, "EXP": 2, "GATHER": 1, "MINIMUM": 3, "MUL": 2, "RELU": 1,
+                         "RESHAPE": 1, "RESIZE_NEAREST_NEIGHBOR": 1, "SOFTMAX": 1, "TOPK_V2": 1},
+    "test_mask_rcnn": {"ABS": 2, "BATCH_MATMUL": 2, "EXP": 2, "GATHER": 1, "MINIMUM": 3, "MUL": 2, "RELU": 2,
+                       "RESHAPE": 1, "RESIZE_NEAREST_NEIGHBOR": 1, "SOFTMAX": 1, "TOPK_V2": 1},
+    "test_segnet": {"CAST": 12, "GREATER_EQUAL": 12, "MAXIMUM": 9},
+    "test_pix2pix": {"RELU": 4},
+    "test_cyclegan": {"ADD": 9, "MIRROR_PAD": 6, "RSQRT": 9, "SQUARED_DIFFERENCE": 9},
+}
+
+
+def _int8_file(name: str) -> bytes:
+    from edgecnn.models.fast_rcnn import random_proposals
+
+    model = deployed_model(edgecnn.create_model(name))
+    shapes = [tuple(int(d) for d in tensor.shape[1:]) for tensor in model.inputs]
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for seed in range(8):  # images in [0, 1]; a Fast R-CNN's proposal boxes beside them
+            yield [random_proposals(shapes[0][:2], shape[0], seed)[None] if len(shape) == 2
+                   else rng.uniform(0, 1, (1, *shape)).astype(np.float32) for shape in shapes]
+
+    return convert(model, "int8", representative)
+
+
+@pytest.mark.parametrize("name", sorted(LEFT_IN_INT8))
+def test_no_int8_node_falls_back_to_the_default_kernels_that_xnnpack_took_before(name):
+    coverage = file_kernel_coverage(_int8_file(name), threads=1)
+    grown = {op: count for op, count in coverage.left.items() if count > LEFT_IN_INT8[name].get(op, 0)}
+    assert not grown, (f"{name}: more nodes left to the default kernels than before: {grown} "
+                       f"(now {coverage.left}, {coverage.delegated} of {coverage.nodes} delegated)")
+    assert coverage.delegated == coverage.nodes - sum(coverage.left.values()) and coverage.partitions >= 1
+
+
+def test_coverage_reads_the_delegates_partitions():
+    """A file that XNNPACK takes whole is one partition with nothing left; an op it has no kernel
+    for (nearest-neighbour resize) stays outside, splitting the graph."""
+    whole = file_kernel_coverage(convert(edgecnn.create_model("test_unet"), "fp32"))
+    assert (whole.left, whole.partitions, whole.delegated) == ({}, 1, whole.nodes)
+    split = file_kernel_coverage(convert(edgecnn.create_model("test_yolo"), "fp32"))
+    assert split.left == {"RESIZE_NEAREST_NEIGHBOR": 2} and split.partitions == 3
