@@ -61,3 +61,20 @@ def test_coverage_reads_the_delegates_partitions():
     assert (whole.left, whole.partitions, whole.delegated) == ({}, 1, whole.nodes)
     split = file_kernel_coverage(convert(edgecnn.create_model("test_yolo"), "fp32"))
     assert split.left == {"RESIZE_NEAREST_NEIGHBOR": 2} and split.partitions == 3
+
+
+def test_benchmark_ops_shares_every_op_type_of_the_file(tmp_path, capsys):
+    import json
+
+    from edgecnn.cli.main import main
+    from edgecnn.runtime.modelfile import op_histogram
+
+    path = tmp_path / "yolo.tflite"
+    path.write_bytes(convert(edgecnn.create_model("test_yolo"), "fp32"))
+    assert main(["benchmark", str(path), "--accelerator", "cpu", "--runs", "5", "--ops", "--json"]) == 0
+    ops = json.loads(capsys.readouterr().out)["ops"]
+    assert {op: row["nodes"] for op, row in ops.items()} == op_histogram(path.read_bytes())
+    assert abs(sum(row["share"] for row in ops.values()) - 1) < 0.01
+    assert max(ops, key=lambda op: ops[op]["ms"]) == "CONV_2D"  # the convolutions hold most of the time
+    assert main(["benchmark", str(path), "--accelerator", "cpu", "--runs", "5", "--ops"]) == 0
+    assert "CONV_2D" in capsys.readouterr().out

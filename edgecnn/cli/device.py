@@ -54,8 +54,11 @@ def add_parsers(subparsers) -> None:
     benchmark.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     benchmark.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     benchmark.add_argument("--delegate", metavar="LIBRARY", help="an external TFLite delegate library (.so) to run the model with, e.g. the GPU delegate of an old Pi image")
+    benchmark.add_argument("--ops", action="store_true",
+                           help="also each op type's share of the time, every node timed alone on the CPU (default off)")
     benchmark.add_argument("--json", action="store_true",
-                           help="print {backend, accelerator, fully_accelerated, invoke_ms, pipeline_ms} as JSON")
+                           help="print {backend, accelerator, fully_accelerated, invoke_ms, pipeline_ms, xnnpack, "
+                                "memory[, ops]} as JSON")
     benchmark.set_defaults(handler=run_benchmark)
 
     inspect = subparsers.add_parser("inspect", help="what a .tflite file holds: I/O, quantization, ops, metadata")
@@ -153,7 +156,7 @@ def build_pipeline(args: argparse.Namespace):
 def run_benchmark(args: argparse.Namespace) -> int:
     from edgecnn.runtime.benchmark import benchmark
 
-    result = benchmark(args.model, args.accelerator, args.threads, args.runs, args.warmup, args.delegate)
+    result = benchmark(args.model, args.accelerator, args.threads, args.runs, args.warmup, args.delegate, args.ops)
     if args.json:
         print_json(result)
     else:
@@ -169,6 +172,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         memory = result["memory"]
         print(f"memory   {memory['rss_after_load_mb']} MB resident after load, peak {memory['peak_rss_mb']} MB "
               "(this process)")
+        for op, row in (result.get("ops") or {}).items():
+            print(f"  {op:<28}{row['share']:>7.1%}  {row['nodes']:>3} node(s)  {row['ms']:.3f} ms alone")
     return 0
 
 

@@ -20,14 +20,16 @@ FRAME_SIZE = (480, 640)  # height, width of the frame the whole pipeline is time
 
 
 def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threads: int | None = None,
-              runs: int = 50, warmup: int = 5, delegate: str | os.PathLike | None = None) -> dict:
+              runs: int = 50, warmup: int = 5, delegate: str | os.PathLike | None = None, ops: bool = False) -> dict:
     """{model, backend, accelerator, fully_accelerated, note, invoke_ms, pipeline_ms, runs,
     xnnpack, memory}: p50/p90/p99 milliseconds of ``runs`` invokes on random inputs (the model
     alone: inputs set beforehand, outputs read as stored) and, for a file with a pipeline, of the
     whole pipeline (resize, normalize, invoke, decode) on a random 640x480 frame; ``warmup``
     untimed runs first. ``xnnpack``: the nodes the CPU's XNNPACK delegate took
     (``cpu_kernels.kernel_coverage``; None on the GPU); ``memory``: this process's resident MB
-    after loading and its peak after the runs (the Python process included)."""
+    after loading and its peak after the runs (the Python process included). ``ops``: also
+    ``ops``, each op type's share of the nodes' times alone (``op_times.op_time_shares``), on the
+    CPU."""
     if runs < 1 or warmup < 0:
         raise EdgeCNNError("runs must be at least 1 and warmup at least 0 (CLI: --runs, --warmup).")
     data = read_model_bytes(model)
@@ -55,4 +57,8 @@ def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threa
     coverage = kernel_coverage(runner.engine) if on_cpu else None
     result["xnnpack"] = coverage.to_json() if coverage is not None else None
     result["memory"] = {"rss_after_load_mb": after_load, "peak_rss_mb": resident_mb()["peak_rss_mb"]}
+    if ops:
+        from edgecnn.runtime.op_times import op_time_shares
+
+        result["ops"] = op_time_shares(data, threads, max(5, min(runs, 20)))
     return result
