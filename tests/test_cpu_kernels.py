@@ -78,3 +78,20 @@ def test_benchmark_ops_shares_every_op_type_of_the_file(tmp_path, capsys):
     assert max(ops, key=lambda op: ops[op]["ms"]) == "CONV_2D"  # the convolutions hold most of the time
     assert main(["benchmark", str(path), "--accelerator", "cpu", "--runs", "5", "--ops"]) == 0
     assert "CONV_2D" in capsys.readouterr().out
+
+
+def test_int8_conversion_keeps_the_nodes_xnnpack_runs_only_in_float_in_float(tmp_path):
+    """edgecnn.convert's int8 keeps in float what XNNPACK has no int8 kernel for but runs in float
+    (Pix2Pix's RELU after each skip concatenation; the region detectors' ROI pooling and box
+    decoding); int8-io, for NPUs, stays all integer."""
+    pix2pix = edgecnn.convert(edgecnn.create_model("test_pix2pix"), "int8", calibration="builtin:painted_shapes",
+                              task="generation", samples=2)
+    assert pix2pix.float_nodes == {"RELU": 4} and pix2pix.xnnpack["left"] == {}
+    detector = edgecnn.convert(edgecnn.create_model("test_faster_rcnn", num_classes=4), "int8",
+                               calibration="builtin:shapes", samples=2)
+    assert {"BATCH_MATMUL", "EXP"} <= set(detector.float_nodes)
+    assert set(detector.xnnpack["left"]) <= {"GATHER", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "TOPK_V2"}
+    assert "detection_agreement" in detector.parity  # verified against Keras through the same decoding
+    whole = edgecnn.convert(edgecnn.create_model("test_pix2pix"), "int8-io", calibration="builtin:painted_shapes",
+                            task="generation", samples=2)
+    assert whole.float_nodes == {} and whole.xnnpack["left"] == {"RELU": 4}

@@ -25,6 +25,8 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--samples", type=int, default=16, help="samples compared against Keras (default 16)")
     parser.add_argument("--calibration-samples", type=int, default=200, help="int8 calibration samples (default 200)")
     parser.add_argument("--threads", type=int, help="CPU threads for the latency figure (default: all cores)")
+    parser.add_argument("--all-int8", action="store_true",
+                        help="int8: every node int8 (default off: nodes the CPU runs fast only in float stay float)")
     parser.add_argument("--trust-model", action="store_true",
                         help="allow a model file whose layers hold Python code (Lambda), which runs on load")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -38,7 +40,7 @@ def run_convert(args: argparse.Namespace) -> int:
     report = edgecnn.convert(args.model, args.target, out=args.out, calibration=args.calibration, task=args.task,
                              labels=read_labels(args.labels), samples=args.samples,
                              calibration_samples=args.calibration_samples, threads=args.threads, report=args.report,
-                             trust=args.trust_model).to_json()
+                             trust=args.trust_model, all_int8=args.all_int8).to_json()
     if args.json:
         print_json(report)
     else:

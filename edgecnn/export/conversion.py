@@ -37,6 +37,7 @@ class ConversionReport:
     latency: dict[str, Any]
     xnnpack: dict[str, Any]  # the nodes the CPU's XNNPACK delegate took (runtime.cpu_kernels)
     consistency: dict[str, Any]
+    float_nodes: dict[str, int]  # int8: op type -> nodes kept in float (export.selective_quantization)
     metadata: ModelMetadata
     flatbuffer: bytes = field(repr=False)
 
@@ -44,14 +45,14 @@ class ConversionReport:
         return {"output": self.output, "source": self.source, "target": self.target, "size_bytes": self.size_bytes,
                 "gzip_bytes": self.gzip_bytes, "ops": self.ops, "builtin_only": self.builtin_only, "gpu": self.gpu,
                 "parity": self.parity, "latency_ms": self.latency_ms, "latency": self.latency,
-                "xnnpack": self.xnnpack,
+                "xnnpack": self.xnnpack, "float_nodes": self.float_nodes,
                 "consistency": self.consistency, "metadata": self.metadata.to_dict()}
 
 
 def convert(model_or_path, target: str, out: str | os.PathLike | None = None, calibration: str | None = None, *,
             task: str | None = None, labels: list[str] | None = None, samples: int = 16,
             calibration_samples: int = 200, threads: int | None = None, report: str | os.PathLike | None = None,
-            trust: bool = False) -> ConversionReport:
+            trust: bool = False, all_int8: bool = False) -> ConversionReport:
     """Convert ``model_or_path`` (a Keras model, or a .keras/.h5 file) to ``target`` (fp32, fp16,
     dynamic, int8, int8-io) with builtin ops only, store the metadata, verify the file (parity
     with Keras, ops, GPU accelerator, CPU latency) and write it to ``out`` (atomically; nothing is
@@ -60,7 +61,9 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     data and task from it. ``labels``: the class names in output order; by default those of the
     training run the file belongs to, else none (classes named by index): calibration data never
     names the classes. A list of the wrong length is refused. ``trust``: allow loading a model
-    file whose layers hold Python code.
+    file whose layers hold Python code. ``int8`` keeps in float the nodes the CPU's XNNPACK
+    kernels run only in float (``export.selective_quantization``; report ``float_nodes``);
+    ``all_int8`` makes every node int8 (``int8-io`` always does, for NPUs).
 
     >>> report = edgecnn.convert("runs/digits/model_qat.h5", "int8", out="model_int8.tflite")  # doctest: +SKIP
     >>> report.size_bytes, report.parity["top1_agreement"]                                     # doctest: +SKIP
@@ -140,6 +143,11 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
                 extra = [random_proposals(size[:2], int(model.input_shape[1][1]), seed)[None]] if takes_proposals else []
                 yield [image[None], *extra]
     flatbuffer = to_flatbuffer(model, target, representative)
+    float_nodes: dict[str, int] = {}
+    if target == "int8" and representative is not None and not all_int8:  # int8-io stays all integer: NPUs
+        from edgecnn.export.selective_quantization import int8_with_slow_nodes_in_float
+
+        flatbuffer, float_nodes = int8_with_slow_nodes_in_float(model, flatbuffer, representative)
     # MediaPipe's decoder reads one box per fixed anchor: a region detector's proposals are not that
     flatbuffer, device_head = (flatbuffer, False) if family is not None and not family.device_head \
         else add_device_heads(flatbuffer, task)
@@ -161,7 +169,8 @@ def convert(model_or_path, target: str, out: str | os.PathLike | None = None, ca
     figures = build_report(flatbuffer, model, target, parity_samples, task, sample_source, threads=threads,
                            device_head=device_head, decode=decode)
     result = ConversionReport(**figures, output=str(out) if out is not None else None, source=source,
-                              consistency=consistency, metadata=metadata, flatbuffer=flatbuffer)
+                              consistency=consistency, float_nodes=float_nodes, metadata=metadata,
+                              flatbuffer=flatbuffer)
     if report is not None:
         atomic_write_text(report, json.dumps(result.to_json(), indent=2))
     return result

@@ -15,8 +15,8 @@ import numpy as np
 
 from edgecnn.export.device_heads import reference_outputs
 from edgecnn.runtime import load_engine
-from edgecnn.runtime.engine import dequantize, quantize
 from edgecnn.runtime.cpu_kernels import kernel_coverage
+from edgecnn.runtime.engine import dequantize, quantize
 from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
 from edgecnn.runtime.stats import percentiles, timed_ms

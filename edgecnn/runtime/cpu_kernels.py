@@ -24,13 +24,14 @@ class KernelCoverage:
     delegated: int  # of them, run inside XNNPACK partitions
     partitions: int  # XNNPACK partitions (one DELEGATE node each)
     left: dict[str, int] = field(default_factory=dict)  # op type -> nodes left to the default kernels
+    left_nodes: list[tuple[str, str]] = field(default_factory=list)  # (op type, its first output's name)
 
     @property
     def share(self) -> float:
         return self.delegated / self.nodes if self.nodes else 1.0
 
     def to_json(self) -> dict:
-        return {**asdict(self), "share": round(self.share, 4)}
+        return {**{k: v for k, v in asdict(self).items() if k != "left_nodes"}, "share": round(self.share, 4)}
 
 
 def kernel_coverage(engine: Engine) -> KernelCoverage | None:
@@ -58,7 +59,10 @@ def kernel_coverage(engine: Engine) -> KernelCoverage | None:
             left[node["index"]] = node
             pending.extend(int(t) for t in node["inputs"])
     counts = collections.Counter(op["op_name"] for op in left.values())
-    return KernelCoverage(len(originals), len(originals) - len(left), len(delegates), dict(sorted(counts.items())))
+    names = {info["index"]: info["name"] for info in engine.interpreter.get_tensor_details()}
+    nodes = [(op["op_name"], names.get(int(op["outputs"][0]), "")) for _, op in sorted(left.items())]
+    return KernelCoverage(len(originals), len(originals) - len(left), len(delegates), dict(sorted(counts.items())),
+                          nodes)
 
 
 def file_kernel_coverage(model: str | os.PathLike | bytes, threads: int | None = None) -> KernelCoverage | None:

@@ -1,0 +1,42 @@
+"""int8 that pays off on the CPU: nodes the XNNPACK delegate does not run in int8 but does run in
+float (measured per file: those left to the default kernels in the int8 file and not in the fp32
+one) are kept in float inside the otherwise int8 file. On the recipes' architectures (random
+weights, 2 threads) that took Faster R-CNN's int8 invoke from 6x to 0.69x of fp32, Pix2Pix's
+from 1.2x to 0.24x of fp16 and CycleGAN's from 1.9x to 0.70x of fp32 (docs/figures.md)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from edgecnn.export.convert import convert
+from edgecnn.runtime.cpu_kernels import file_kernel_coverage
+
+log = logging.getLogger("edgecnn.export")
+
+
+def int8_with_slow_nodes_in_float(model, int8: bytes, representative: Callable) -> tuple[bytes, dict[str, int]]:
+    """``int8`` (``model``'s full-integer file), or the same conversion with the nodes XNNPACK
+    leaves to the slow kernels only in int8 kept in float, when that leaves fewer nodes there;
+    and {op type: nodes} kept in float."""
+    coverage = file_kernel_coverage(int8)
+    if coverage is None or not coverage.left:
+        return int8, {}
+    in_float = file_kernel_coverage(convert(model, "fp32"))
+    nodes = [(op, name) for op, name in coverage.left_nodes if op not in in_float.left and name]
+    if not nodes:
+        return int8, {}
+    try:
+        selective = convert(model, "int8", representative, float_nodes=[name for _, name in nodes])
+    except Exception as error:  # noqa: BLE001  the debugger's internals: fall back to the plain file, said
+        log.warning("keeping %d nodes in float failed (%s): the file stays all int8", len(nodes),
+                    str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        return int8, {}
+    after = file_kernel_coverage(selective)
+    if after is None or sum(after.left.values()) >= sum(coverage.left.values()):
+        return int8, {}
+    kept = dict(sorted(Counter(op for op, _ in nodes).items()))
+    log.info("int8: kept in float the nodes XNNPACK runs only in float (%s)",
+             ", ".join(f"{op} x{count}" for op, count in kept.items()))
+    return selective, kept
