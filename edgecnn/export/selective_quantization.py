@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from edgecnn.export.convert import convert
 from edgecnn.runtime.cpu_kernels import file_kernel_coverage
+from edgecnn.runtime.probe import probe
 
 log = logging.getLogger("edgecnn.export")
 
@@ -19,7 +20,11 @@ log = logging.getLogger("edgecnn.export")
 def int8_with_slow_nodes_in_float(model, int8: bytes, representative: Callable) -> tuple[bytes, dict[str, int]]:
     """``int8`` (``model``'s full-integer file), or the same conversion with the nodes XNNPACK
     leaves to the slow kernels only in int8 kept in float, when that leaves fewer nodes there;
-    and {op type: nodes} kept in float."""
+    and {op type: nodes} kept in float. Every file is first run in a child process (``probe``):
+    one the native runtime aborts on is returned as it is, for the conversion's own check to
+    report, and never loaded here."""
+    if not probe(int8, threads=1).ok:
+        return int8, {}
     coverage = file_kernel_coverage(int8)
     if coverage is None or not coverage.left:
         return int8, {}
@@ -32,6 +37,8 @@ def int8_with_slow_nodes_in_float(model, int8: bytes, representative: Callable) 
     except Exception as error:  # noqa: BLE001  the debugger's internals: fall back to the plain file, said
         log.warning("keeping %d nodes in float failed (%s): the file stays all int8", len(nodes),
                     str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        return int8, {}
+    if not probe(selective, threads=1).ok:
         return int8, {}
     after = file_kernel_coverage(selective)
     if after is None or sum(after.left.values()) >= sum(coverage.left.values()):
