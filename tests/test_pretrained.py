@@ -64,6 +64,7 @@ def test_keras_applications_weights_give_keras_applications_features(architectur
     _assert_close(features, reference(_preprocess(architecture)(image.copy())))
 
 
+@pytest.mark.slow  # ResNet-50 at 224x224 with its 1000-class head: about 15 s and a 100 MB file
 def test_a_classifier_with_the_imagenet_head_gives_keras_applications_logits(tmp_path):
     shape = (224, 224, 3)
     reference, path = _reference_file(tmp_path, "ResNet50", shape, include_top=True)
@@ -76,8 +77,10 @@ def test_a_classifier_with_the_imagenet_head_gives_keras_applications_logits(tmp
     ("fcn8s_vgg16", "VGG16", "pool5", {}),
     ("segnet", "VGG16", "enc5_pool", {}),
     ("yolo_resnet50", "ResNet50", "stage4_block3_out", {}),
-    ("faster_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)}),
-    ("mask_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)}),
+    pytest.param("faster_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)},
+                 marks=pytest.mark.slow),  # the backbone path yolo_resnet50 takes, in a bigger model
+    pytest.param("mask_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)},
+                 marks=pytest.mark.slow),
 ])
 def test_detectors_and_segmenters_take_the_backbone_and_keep_their_new_layers(name, architecture, last, options,
                                                                                 tmp_path, caplog):

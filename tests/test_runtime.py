@@ -237,9 +237,12 @@ def test_ctrl_c_in_predict_keeps_every_output_complete(classifier_file, tmp_path
         writer.write(np.full((48, 64, 3), index % 250, np.uint8))
     writer.release()
     out = tmp_path / "out"
+    # as from a terminal: SIGINT at its default (a test runner's worker may ignore it, and an
+    # ignored signal is inherited across exec)
     process = subprocess.Popen([sys.executable, "-m", "edgecnn.cli.main", "predict", str(classifier_file), str(video),
                                 "--out", str(out), "--accelerator", "cpu"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     predictions = out / "predictions.jsonl"
     deadline = time.time() + 120
     while process.poll() is None and time.time() < deadline and (

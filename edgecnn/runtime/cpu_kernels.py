@@ -41,7 +41,11 @@ def kernel_coverage(engine: Engine) -> KernelCoverage | None:
     list_nodes = getattr(engine.interpreter, "_get_ops_details", None)
     if list_nodes is None:
         return None
-    ops = list_nodes()
+    try:
+        ops = list_nodes()
+        details = engine.interpreter.get_tensor_details()
+    except (ValueError, RuntimeError, UnicodeDecodeError, IndexError):  # a damaged file's node list or names
+        return None
     delegates = [op for op in ops if op["op_name"] == DELEGATE_OP]
     originals = [op for op in ops if op["op_name"] != DELEGATE_OP]
     from_partitions = {int(t) for op in delegates for t in op["outputs"]}
@@ -59,7 +63,7 @@ def kernel_coverage(engine: Engine) -> KernelCoverage | None:
             left[node["index"]] = node
             pending.extend(int(t) for t in node["inputs"])
     counts = collections.Counter(op["op_name"] for op in left.values())
-    names = {info["index"]: info["name"] for info in engine.interpreter.get_tensor_details()}
+    names = {info["index"]: info["name"] for info in details}
     nodes = [(op["op_name"], names.get(int(op["outputs"][0]), "")) for _, op in sorted(left.items())]
     return KernelCoverage(len(originals), len(originals) - len(left), len(delegates), dict(sorted(counts.items())),
                           nodes)
