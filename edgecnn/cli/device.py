@@ -34,7 +34,8 @@ def add_parsers(subparsers) -> None:
     predict.add_argument("--task", choices=["classification", "detection", "segmentation", "instance_segmentation", "generation"],
                          help="the pipeline to run, for models without edgecnn metadata")
     predict.add_argument("--score-threshold", type=float, default=0.25, help="detection: lowest score kept (default 0.25)")
-    predict.add_argument("--iou-threshold", type=float, default=0.5, help="detection: NMS overlap threshold (default 0.5)")
+    predict.add_argument("--iou-threshold", type=float,
+                         help="detection: NMS overlap threshold (default: the model family's, 0.5; R-CNN 0.3)")
     predict.add_argument("--agnostic", action="store_true",
                          help="detection: one class per anchor and NMS across classes (MediaPipe's ObjectDetector "
                               "semantics; its default NMS overlap is --iou-threshold 0.3)")
