@@ -1,8 +1,9 @@
 """Does int8 pay off for every family? For each recipe: its model as fp32, fp16 and int8 files
-(int8 as `edgecnn convert` makes it: nodes XNNPACK runs only in float kept in float; and with
---all-int8, every node int8, for contrast), invoke p50
-on the CPU interleaved in rounds (about 50 ms of invokes per file and round), int8 / best float ratio, XNNPACK nodes taken, the nodes kept in
-float and, for trained runs, each file's held-out metric.
+(int8 as `edgecnn convert` makes it, the nodes that run faster in float kept in float; and with
+--all-int8, every node int8, for contrast), invoke p50 on the CPU interleaved in rounds (about
+50 ms of invokes per file and round), int8 / best float ratio, XNNPACK nodes taken, the nodes kept
+in float, each file's tensor arena and the peak resident memory of a process that runs it alone
+(`edgecnn benchmark` in a child), and, for trained runs, each file's held-out metric.
 
     python benchmarks/int8_payoff.py --runs runs/bench --threads 2                # trains each recipe once
     python benchmarks/int8_payoff.py --untrained --threads 2 --json docs/int8_payoff.json   # timing only
@@ -14,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 from recipe_runs import trained_run  # benchmarks/, beside this script
 from rounds import timed_rounds  # benchmarks/, beside this script
 
-RECIPES = ("digits_vgg", "shapes_yolo", "shapes_unet", "shapes_segnet", "shapes_fcn", "shapes_fast_rcnn",
-           "shapes_faster_rcnn", "shapes_mask_rcnn", "shapes_pix2pix", "shapes_cyclegan")
+RECIPES = ("digits_vgg", "shapes_yolo", "shapes_unet", "shapes_segnet", "shapes_fcn", "shapes_rcnn",
+           "shapes_fast_rcnn", "shapes_faster_rcnn", "shapes_mask_rcnn", "shapes_pix2pix", "shapes_cyclegan")
 METRIC = {"classification": "top1", "detection": "map50", "segmentation": "miou", "instance_segmentation": "mask_map50",
           "generation": "l1"}
 
@@ -40,6 +43,14 @@ def _model(recipe_name: str, runs: Path, untrained: bool):
     if "num_classes" in get_entry(recipe.model.name).options:
         overrides.setdefault("num_classes", 10 if recipe.task == "classification" else 4)
     return recipe, edgecnn.create_model(recipe.model.name, **overrides), None
+
+
+def peak_rss_mb(path: Path, threads: int) -> float:
+    """The peak resident MB of a process that loads ``path`` and runs it (edgecnn benchmark)."""
+    command = [sys.executable, "-m", "edgecnn.cli.main", "benchmark",
+               str(path), "--accelerator", "cpu", "--threads", str(threads), "--runs", "5", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)["memory"]["peak_rss_mb"]
 
 
 def measure(recipe_name: str, runs: Path, untrained: bool, threads: int, rounds: int) -> dict:
@@ -72,7 +83,9 @@ def measure(recipe_name: str, runs: Path, untrained: bool, threads: int, rounds:
     row = {"task": recipe.task, "p50_ms": {k: round(v, 4) for k, v in p50.items()}, "best_float": best_float,
            "int8_over_float": round(p50["int8"] / p50[best_float], 3),
            "xnnpack": {target: f"{r.xnnpack['delegated']}/{r.xnnpack['nodes']}" for target, r in reports.items()},
-           "int8_float_nodes": reports["int8"].float_nodes, "size_bytes": {t: r.size_bytes for t, r in reports.items()}}
+           "int8_float_nodes": reports["int8"].float_nodes, "size_bytes": {t: r.size_bytes for t, r in reports.items()},
+           "arena_mb": {t: r.arena_mb for t, r in reports.items()},
+           "peak_rss_mb": {t: peak_rss_mb(path, threads) for t, path in files.items()}}
     if directory is not None:
         data = recipe.data.val or recipe.data.train
         row["metric"] = {target: edgecnn.evaluate(path, data, accelerator="cpu")[METRIC[recipe.task]]
@@ -92,12 +105,14 @@ def main() -> None:
     args = parser.parse_args()
     rows = {}
     print(f"{'recipe':<20}{'fp32 ms':>9}{'fp16 ms':>9}{'int8 ms':>9}{'int8/float':>11}{'all-int8 ms':>12}"
-          "  XNNPACK int8  kept in float")
+          "  XNNPACK int8  arena MB int8/fp32  peak RSS MB int8/fp32  kept in float")
     for name in args.recipes:
         row = rows[name] = measure(name, args.runs, args.untrained, args.threads, args.rounds)
         kept = ", ".join(f"{op} x{n}" for op, n in row["int8_float_nodes"].items()) or "-"
         print(f"{name:<20}{row['p50_ms']['fp32']:>9.3f}{row['p50_ms']['fp16']:>9.3f}{row['p50_ms']['int8']:>9.3f}"
-              f"{row['int8_over_float']:>10.2f}x{row['p50_ms']['int8 all']:>12.3f}  {row['xnnpack']['int8']:<13}{kept}"
+              f"{row['int8_over_float']:>10.2f}x{row['p50_ms']['int8 all']:>12.3f}  {row['xnnpack']['int8']:<13}"
+              f"{row['arena_mb']['int8']:>8.3f}/{row['arena_mb']['fp32']:<9.3f}"
+              f"{row['peak_rss_mb']['int8']:>11.1f}/{row['peak_rss_mb']['fp32']:<11.1f}{kept}"
               + (f"  metric {row['metric']}" if "metric" in row else ""), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "untrained": args.untrained, "rows": rows}, indent=2))

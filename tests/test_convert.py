@@ -62,6 +62,7 @@ def test_convert_every_target_with_report_and_metadata(capsys, tmp_path, digits_
     assert report["latency_ms"] > 0
     coverage = report["xnnpack"]  # the digits VGG has no op XNNPACK lacks, in any target
     assert coverage["delegated"] == coverage["nodes"] and coverage["left"] == {}
+    assert report["arena_mb"] > 0
 
     parity = report["parity"]
     if target == "fp32":

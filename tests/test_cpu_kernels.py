@@ -83,7 +83,8 @@ def test_benchmark_ops_shares_every_op_type_of_the_file(tmp_path, capsys):
 def test_int8_conversion_keeps_the_nodes_xnnpack_runs_only_in_float_in_float(tmp_path):
     """edgecnn.convert's int8 keeps in float what XNNPACK has no int8 kernel for but runs in float
     (Pix2Pix's RELU after each skip concatenation; the region detectors' ROI pooling and box
-    decoding); int8-io, for NPUs, stays all integer."""
+    decoding) and the comparisons left to the default kernels (SegNet's unpooling switches);
+    int8-io, for NPUs, stays all integer."""
     pix2pix = edgecnn.convert(edgecnn.create_model("test_pix2pix"), "int8", calibration="builtin:painted_shapes",
                               task="generation", samples=2)
     assert pix2pix.float_nodes == {"RELU": 4} and pix2pix.xnnpack["left"] == {}
@@ -92,6 +93,37 @@ def test_int8_conversion_keeps_the_nodes_xnnpack_runs_only_in_float_in_float(tmp
     assert {"BATCH_MATMUL", "EXP"} <= set(detector.float_nodes)
     assert set(detector.xnnpack["left"]) <= {"GATHER", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "TOPK_V2"}
     assert "detection_agreement" in detector.parity  # verified against Keras through the same decoding
+    segnet = edgecnn.convert(edgecnn.create_model("test_segnet", num_classes=5), "int8", calibration="builtin:shapes",
+                             samples=2)
+    assert segnet.float_nodes["GREATER_EQUAL"] == 12 and segnet.xnnpack["left"] == {"CAST": 12, "GREATER_EQUAL": 12}
     whole = edgecnn.convert(edgecnn.create_model("test_pix2pix"), "int8-io", calibration="builtin:painted_shapes",
                             task="generation", samples=2)
     assert whole.float_nodes == {} and whole.xnnpack["left"] == {"RELU": 4}
+
+
+def _conv_stack(size: int, tail_op: str | None = None):
+    from edgecnn._keras import keras
+
+    inputs = keras.Input((size, size, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    if tail_op == "floor_mod":  # an op XNNPACK does not take: its tensors stay in the interpreter's arena
+        x = keras.layers.Lambda(lambda t: t - 2.0 * (t // 2.0))(x)
+    return keras.Model(inputs, x)
+
+
+def test_tensor_arena_is_read_from_the_interpreter():
+    """A fully delegated file's arena holds its input and output alone (XNNPACK keeps the rest);
+    a node left to the default kernels adds its tensors; a 4x larger input, 4x the arena."""
+    from edgecnn.runtime.engine import load_engine
+    from edgecnn.runtime.tensor_arena import tensor_arena_mb
+
+    def arena(model) -> float:
+        data = convert(model, "fp32")
+        return tensor_arena_mb(load_engine(data, threads=1), data)
+
+    in_out = (32 * 32 * 3 + 32 * 32 * 4) * 4 / 1e6
+    delegated = arena(_conv_stack(32))
+    assert in_out <= delegated <= in_out + 0.001
+    assert arena(_conv_stack(64)) == pytest.approx(4 * delegated, rel=0.01)
+    assert arena(_conv_stack(32, "floor_mod")) >= delegated + 32 * 32 * 4 * 4 / 1e6

@@ -281,7 +281,23 @@ def test_benchmark_json(classifier_file, capsys):
     assert result["pipeline_ms"]["p50"] >= result["invoke_ms"]["p50"] * 0.5
     coverage, memory = result["xnnpack"], result["memory"]
     assert 0 < coverage["delegated"] <= coverage["nodes"] and coverage["partitions"] >= 1
-    assert memory["peak_rss_mb"] >= memory["rss_after_load_mb"] > 0
+    assert memory["peak_rss_mb"] >= memory["rss_after_first_invoke_mb"] >= memory["rss_after_load_mb"] > 0
+    assert memory["arena_mb"] > 0
+
+
+def test_benchmark_memory_is_the_device_process_own(classifier_file):
+    """Run from a large process (this one holds TensorFlow), `edgecnn benchmark` reports its own
+    peak: getrusage's would carry the parent's resident memory at the fork."""
+    import resource
+    import subprocess
+    import sys
+
+    parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    command = [sys.executable, "-m", "edgecnn.cli.main", "benchmark",
+               str(classifier_file), "--accelerator", "cpu", "--runs", "3", "--json"]
+    memory = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)["memory"]
+    assert parent_peak > 400, "the test needs a parent larger than the runtime"
+    assert memory["peak_rss_mb"] < 300  # NumPy, OpenCV and LiteRT, no TensorFlow
 
 
 def test_metadata_reader_needs_no_schema_and_survives_corrupt_files(classifier_file):

@@ -171,7 +171,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
             print(f"XNNPACK  {coverage['delegated']} of {coverage['nodes']} nodes in {coverage['partitions']} "
                   f"partition(s)" + (f"; default kernels: {left}" if left else ""))
         memory = result["memory"]
-        print(f"memory   {memory['rss_after_load_mb']} MB resident after load, peak {memory['peak_rss_mb']} MB "
+        arena = f"tensor arena {memory['arena_mb']} MB; " if memory["arena_mb"] is not None else ""
+        print(f"memory   {arena}{memory['rss_after_load_mb']} MB resident after load, "
+              f"{memory['rss_after_first_invoke_mb']} MB after the first invoke, peak {memory['peak_rss_mb']} MB "
               "(this process)")
         for op, row in (result.get("ops") or {}).items():
             print(f"  {op:<28}{row['share']:>7.1%}  {row['nodes']:>3} node(s)  {row['ms']:.3f} ms alone")

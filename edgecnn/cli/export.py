@@ -74,4 +74,10 @@ def _print_summary(report: dict) -> None:
         + (f" [{gpu['device']}]" if gpu["device"] else f" [not run: {gpu['error']}]"),
         f"CPU latency     p50 {report['latency_ms']:.2f} ms ({report['latency']['threads']} threads, {report['latency']['backend']})",
     ]
+    coverage = report["xnnpack"]
+    if coverage:
+        kept = ", ".join(f"{op} x{n}" for op, n in report["float_nodes"].items())
+        lines.append(f"CPU kernels     XNNPACK runs {coverage['delegated']} of {coverage['nodes']} nodes"
+                     + (f"; kept in float: {kept}" if kept else "")
+                     + (f"; tensor arena {report['arena_mb']} MB" if report["arena_mb"] is not None else ""))
     print("\n".join(lines))

@@ -36,6 +36,7 @@ class ConversionReport:
     latency_ms: float
     latency: dict[str, Any]
     xnnpack: dict[str, Any]  # the nodes the CPU's XNNPACK delegate took (runtime.cpu_kernels)
+    arena_mb: float | None  # the CPU interpreter's tensor arena (runtime.tensor_arena)
     consistency: dict[str, Any]
     float_nodes: dict[str, int]  # int8: op type -> nodes kept in float (export.selective_quantization)
     metadata: ModelMetadata
@@ -45,7 +46,7 @@ class ConversionReport:
         return {"output": self.output, "source": self.source, "target": self.target, "size_bytes": self.size_bytes,
                 "gzip_bytes": self.gzip_bytes, "ops": self.ops, "builtin_only": self.builtin_only, "gpu": self.gpu,
                 "parity": self.parity, "latency_ms": self.latency_ms, "latency": self.latency,
-                "xnnpack": self.xnnpack, "float_nodes": self.float_nodes,
+                "xnnpack": self.xnnpack, "arena_mb": self.arena_mb, "float_nodes": self.float_nodes,
                 "consistency": self.consistency, "metadata": self.metadata.to_dict()}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from edgecnn.export.device_heads import reference_outputs
 from edgecnn.runtime import load_engine
 from edgecnn.runtime.cpu_kernels import kernel_coverage
+from edgecnn.runtime.tensor_arena import tensor_arena_mb
 from edgecnn.runtime.engine import dequantize, quantize
 from edgecnn.runtime.gpu import run_on_gpu, use_software_gpu
 from edgecnn.runtime.modelfile import is_builtin_only, op_histogram
@@ -169,4 +170,5 @@ def build_report(
         "latency_ms": latency["p50"],
         "latency": latency,
         "xnnpack": coverage.to_json() if coverage is not None else None,
+        "arena_mb": tensor_arena_mb(engine, flatbuffer),
     }

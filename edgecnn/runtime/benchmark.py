@@ -15,6 +15,7 @@ from edgecnn.runtime.runner import Runner
 from edgecnn.runtime.stats import percentiles, resident_mb, timed_ms
 from edgecnn.runtime.tasks import PIPELINES
 from edgecnn.runtime.tasks import open as open_pipeline
+from edgecnn.runtime.tensor_arena import tensor_arena_mb
 
 FRAME_SIZE = (480, 640)  # height, width of the frame the whole pipeline is timed on
 
@@ -26,8 +27,9 @@ def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threa
     alone: inputs set beforehand, outputs read as stored) and, for a file with a pipeline, of the
     whole pipeline (resize, normalize, invoke, decode) on a random 640x480 frame; ``warmup``
     untimed runs first. ``xnnpack``: the nodes the CPU's XNNPACK delegate took
-    (``cpu_kernels.kernel_coverage``; None on the GPU); ``memory``: this process's resident MB
-    after loading and its peak after the runs (the Python process included). ``ops``: also
+    (``cpu_kernels.kernel_coverage``; None on the GPU); ``memory``: the interpreter's tensor arena
+    (``tensor_arena.tensor_arena_mb``; None on the GPU) and this process's resident MB after
+    loading, after the first invoke and at its peak after the runs (the Python process included). ``ops``: also
     ``ops``, each op type's share of the nodes' times alone (``op_times.op_time_shares``), on the
     CPU."""
     if runs < 1 or warmup < 0:
@@ -38,6 +40,7 @@ def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threa
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(0, 1, size=info.shape).astype(np.float32) for info in runner.inputs]
     runner(*inputs)  # on the CPU the inputs stay set: the timed call is the model alone, no input copy
+    after_first_invoke = resident_mb()["rss_mb"]
     # outputs read as stored: dequantizing them is the pipeline's work (the Detector does it at
     # its candidates only)
     run_model = (lambda: runner.invoke(dequantized=False)) if runner.gpu is None else lambda: runner(*inputs)
@@ -56,7 +59,9 @@ def benchmark(model: str | os.PathLike | bytes, accelerator: str = "auto", threa
     on_cpu = runner.gpu is None and not delegate
     coverage = kernel_coverage(runner.engine) if on_cpu else None
     result["xnnpack"] = coverage.to_json() if coverage is not None else None
-    result["memory"] = {"rss_after_load_mb": after_load, "peak_rss_mb": resident_mb()["peak_rss_mb"]}
+    result["memory"] = {"arena_mb": tensor_arena_mb(runner.engine, data) if runner.gpu is None else None,
+                        "rss_after_load_mb": after_load, "rss_after_first_invoke_mb": after_first_invoke,
+                        "peak_rss_mb": resident_mb()["peak_rss_mb"]}
     if ops:
         from edgecnn.runtime.op_times import op_time_shares
 

@@ -51,6 +51,22 @@ def operator_names(data: bytes) -> list[str]:
     return names
 
 
+def activation_tensors(data: bytes) -> list[int]:
+    """The main subgraph's tensors that hold no bytes in the file and are not variables: what the
+    interpreter allocates in its arena."""
+    schema = tflite_schema()
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        graph = model.Subgraphs(0)
+        return [index for index in range(graph.TensorsLength())
+                if not graph.Tensors(index).IsVariable() and model.Buffers(graph.Tensors(index).Buffer()).DataLength() == 0
+                and model.Buffers(graph.Tensors(index).Buffer()).Size() == 0]
+    except Exception as error:  # a malformed flatbuffer raises from deep inside the reader
+        raise EdgeCNNError(
+            f"The model's flatbuffer could not be read ({type(error).__name__}).", "Convert the model again."
+        ) from error
+
+
 def op_histogram(data: bytes) -> dict[str, int]:
     return dict(sorted(Counter(operator_names(data)).items()))
 

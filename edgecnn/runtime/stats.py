@@ -27,18 +27,22 @@ def timed_ms(function: Callable[[], object], runs: int, warmup: int = 0) -> list
 
 
 def resident_mb() -> dict[str, float | None]:
-    """This process's resident memory now and at its peak, in MB (Linux's /proc; the peak from
-    getrusage elsewhere, the current figure then None)."""
+    """This process's resident memory now and at its peak, in MB: Linux's /proc (VmRSS, VmHWM:
+    this program's own peak; getrusage's would include a parent's memory at fork), getrusage's
+    peak elsewhere, the current figure then None."""
     import resource
     import sys
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
-    now = None
+    fields = {}
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    now = int(line.split()[1]) / 1024
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    fields[line.split(":")[0]] = int(line.split()[1]) / 1024
     except OSError:
         pass
+    peak = fields.get("VmHWM")
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+    now = fields.get("VmRSS")
     return {"rss_mb": None if now is None else round(now, 1), "peak_rss_mb": round(peak, 1)}
