@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sample_images import photos, shapes  # tests/, beside this file
 
 import edgecnn
 from edgecnn.export.mediapipe_tasks import DEFAULT_ENVIRONMENT, PYTHON_VARIABLE, mediapipe_python, run_mediapipe
@@ -31,25 +32,6 @@ TARGETS = ("fp32", "fp16", "int8")
 SHAPES = ["circle", "rectangle", "triangle", "star"]
 
 
-def _photos(size: int) -> list[np.ndarray]:
-    """scikit-learn's two embedded photos, centre-cropped square and resized to the model's input
-    (both runtimes then get the same pixels: their resize methods differ, see the README)."""
-    from sklearn.datasets import load_sample_image
-
-    photos = []
-    for name in ("china.jpg", "flower.jpg"):
-        image = load_sample_image(name)
-        side = min(image.shape[:2])
-        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
-        photos.append(cv2.resize(image[top:top + side, left:left + side], (size, size), interpolation=cv2.INTER_AREA))
-    return photos
-
-
-def _shapes(size: int, count: int = 6) -> list[np.ndarray]:
-    from edgecnn.data.shapes import generate_sample
-
-    rng = np.random.default_rng(123)
-    return [generate_sample(rng, size).image for _ in range(count)]
 
 
 def _save(images: list[np.ndarray], folder: Path) -> list[Path]:
@@ -87,7 +69,7 @@ def test_standard_metadata_round_trip_without_mediapipe(tmp_path):
     assert detector["sigmoid_score"] and not detector["apply_exponential_on_box_size"]
     assert report.metadata.decoding["box_encoding"] == "yxhw_stride"
     # the file still runs in edgecnn's runtime, with the same detections as the Keras model's decoding
-    found = open_pipeline(data, accelerator="cpu", score_threshold=0.0, max_detections=5)(_shapes(64, 1)[0])
+    found = open_pipeline(data, accelerator="cpu", score_threshold=0.0, max_detections=5)(shapes(64, 1)[0])
     assert len(found.detections) == 5
 
 
@@ -143,7 +125,7 @@ def phone_files(tmp_path_factory, shapes_detector) -> dict[tuple[str, str], Path
 @pytest.mark.parametrize("target", TARGETS)
 def test_mediapipe_image_classifier_agrees_with_the_runtime(mediapipe, phone_files, target, tmp_path):
     path = phone_files["classification", target]
-    images = _photos(32) + _shapes(32, 4)
+    images = photos(32) + shapes(32, 4)
     answer = run_mediapipe(path, "classification", _save(images, tmp_path), python=mediapipe)
     assert answer["opened"], answer
     classifier = open_pipeline(path, accelerator="cpu", top_k=5)
@@ -167,7 +149,7 @@ def test_mediapipe_object_detector_agrees_with_the_runtime(mediapipe, phone_file
     and bilinear sampling between two equal pixels), and a truncated pixel is small beside the
     boxes; MediaPipe's boxes are clipped to the image before the IoU."""
     path = phone_files["detection", target]
-    images = [cv2.resize(image, (512, 512), interpolation=cv2.INTER_NEAREST) for image in _shapes(64) + _photos(64)]
+    images = [cv2.resize(image, (512, 512), interpolation=cv2.INTER_NEAREST) for image in shapes(64) + photos(64)]
     threshold = 0.1
     answer = run_mediapipe(path, "detection", _save(images, tmp_path), score_threshold=threshold, python=mediapipe)
     assert answer["opened"], answer
@@ -192,7 +174,7 @@ def test_mediapipe_object_detector_agrees_with_the_runtime(mediapipe, phone_file
 @pytest.mark.parametrize("target", TARGETS)
 def test_mediapipe_image_segmenter_agrees_with_the_runtime(mediapipe, phone_files, target, tmp_path):
     path = phone_files["segmentation", target]
-    images = _shapes(32, 4) + _photos(32)
+    images = shapes(32, 4) + photos(32)
     answer = run_mediapipe(path, "segmentation", _save(images, tmp_path / "in"), out_dir=tmp_path, python=mediapipe)
     assert answer["opened"], answer
     segmenter = open_pipeline(path, accelerator="cpu")
@@ -272,7 +254,7 @@ def test_readme_mediapipe_example_runs(mediapipe, phone_files, tmp_path):
     path.write_bytes(phone_files["detection", "fp16"].read_bytes())
     # a picture on which the block's threshold finds something (MediaPipe's semantics, as edgecnn's)
     detector = open_pipeline(path, accelerator="cpu", score_threshold=0.25, agnostic=True, iou_threshold=0.3)
-    picture = next((image for image in _shapes(64, 30) if detector(image).detections), None)
+    picture = next((image for image in shapes(64, 30) if detector(image).detections), None)
     assert picture is not None, "the test detector finds nothing at 0.25 on 30 shapes images"
     ours = sorted(d.label for d in detector(picture).detections)
     cv2.imwrite(str(tmp_path / "shapes.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
@@ -287,8 +269,8 @@ def test_mediapipe_stretches_non_square_frames_where_edgecnn_letterboxes(mediapi
     """The difference by design the README and deploy/android.md state: on 2:1 frames MediaPipe's
     detections are edgecnn's on the frame stretched to the input, not on its letterbox."""
     path = phone_files["detection", "fp32"]
-    shapes = _shapes(64, 6)
-    frames = [cv2.resize(np.concatenate([shapes[k], shapes[k + 1]], 1), (1024, 512), interpolation=cv2.INTER_NEAREST)
+    pictures = shapes(64, 6)
+    frames = [cv2.resize(np.concatenate([pictures[k], pictures[k + 1]], 1), (1024, 512), interpolation=cv2.INTER_NEAREST)
               for k in (0, 2, 4)]
     answer = run_mediapipe(path, "detection", _save(frames, tmp_path), score_threshold=0.1, python=mediapipe)
     detector = open_pipeline(path, accelerator="cpu", score_threshold=0.1, agnostic=True, iou_threshold=0.3)
@@ -316,7 +298,7 @@ def test_mediapipe_runs_files_without_labels_and_fails_on_labels_that_do_not_fit
 
     from edgecnn.export.metadata import write_metadata
 
-    images = _save(_shapes(64, 2), tmp_path / "in")
+    images = _save(shapes(64, 2), tmp_path / "in")
     made = {"classification": edgecnn.create_model("test_vgg", num_classes=5, input_shape=(64, 64, 3)),
             "detection": edgecnn.create_model("test_yolo", num_classes=4),
             "segmentation": edgecnn.create_model("test_unet", input_shape=(64, 64, 3))}
@@ -353,7 +335,7 @@ def test_mediapipe_agrees_on_a_file_built_for_imagenet_weights(mediapipe, tmp_pa
                                  num_classes=5, fc_units=256)
     path = tmp_path / "vgg16.tflite"
     edgecnn.convert(model, "fp32", out=path, labels=[f"class {k}" for k in range(5)], samples=1)
-    images = _photos(32) + _shapes(32, 4)
+    images = photos(32) + shapes(32, 4)
     answer = run_mediapipe(path, "classification", _save(images, tmp_path / "images"), python=mediapipe)
     assert answer["opened"], answer
     classifier = open_pipeline(path, accelerator="cpu", top_k=5)
