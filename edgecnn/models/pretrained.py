@@ -93,24 +93,26 @@ def copy_reference_weights(model, reference, architecture: str) -> tuple[list[st
     new) zoo layer names. A convolution's bias before a batch norm goes into the norm."""
     import numpy as np
 
+    from edgecnn._keras import keras
+
     zoo = {layer.name: layer for layer in model.layers}
     loaded = []
     biases: dict[str, np.ndarray] = {}  # zoo bn name -> the bias of the Keras convolution before it
     for layer in reference.layers:
         candidates = (_head_name(architecture),) if layer.name == "predictions" else reference_names(layer.name)
         target_name = next((name for name in candidates if name in zoo), None)
-        weights = layer.get_weights()
-        if target_name is None or not weights or target_name not in zoo:
+        weights = layer.get_weights() if target_name is not None else []
+        if not weights:
             continue
         target = zoo[target_name]
-        if isinstance(target, _keras().layers.Conv2D) and len(target.get_weights()) == 1 and len(weights) == 2:
+        expected = [tuple(w.shape) for w in target.get_weights()]
+        if isinstance(target, keras.layers.Conv2D) and len(expected) == 1 and len(weights) == 2:
             biases[f"{target_name}_bn"] = weights[1]  # the zoo's convolution before a norm has no bias
             weights = weights[:1]
-        elif isinstance(target, _keras().layers.BatchNormalization):
+        elif isinstance(target, keras.layers.BatchNormalization):
             gamma, beta, mean, variance = weights
             mean = mean - biases.pop(target_name, 0.0)
             weights = [gamma, beta, mean, variance + (KERAS_BN_EPSILON - ZOO_BN_EPSILON)]
-        expected = [tuple(w.shape) for w in target.get_weights()]
         if [tuple(w.shape) for w in weights] != expected:
             if target_name == _head_name(architecture):
                 continue  # a head for another class count or input size: left new
@@ -127,12 +129,6 @@ def copy_reference_weights(model, reference, architecture: str) -> tuple[list[st
     new = [layer.name for layer in model.layers if layer.get_weights() and layer.name not in loaded
            and layer.name != "caffe_preprocess"]
     return loaded, new
-
-
-def _keras():
-    from edgecnn._keras import keras
-
-    return keras
 
 
 def is_edgecnn_model_file(path: Path) -> bool:

@@ -123,10 +123,7 @@ async function openLitert(bytes, metadata, task, accelerator, options) {
 
   async function invoke(pixels) {
     let tensor = new lrt.Tensor(toInput(pixels, channels, normalization.scale, normalization.offset), [1, height, width, channels]);
-    if (accelerator === 'webgpu') {
-      const moved = await tensor.moveTo('webgpu');
-      tensor = moved;
-    }
+    if (accelerator === 'webgpu') tensor = await tensor.moveTo('webgpu');  // moveTo frees the CPU copy
     const start = performance.now();
     const outputs = await model.run([tensor]);
     const arrays = [];
