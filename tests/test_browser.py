@@ -43,16 +43,19 @@ def _missing() -> str | None:
     if not (WEB / "node_modules" / "playwright-core").is_dir():
         return "the page's npm packages are not installed (bash deploy/web/setup.sh)"
     if _chromium() is None:
-        return "Chromium is not installed (apt-get install chromium, or set EDGECNN_CHROMIUM)"
+        return "Chromium is not installed (apt-get install chromium, or set EDGECNN_CHROMIUM to its path)"
     return None
 
 
 def _chromium() -> str | None:
-    return os.environ.get("EDGECNN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    given = os.environ.get("EDGECNN_CHROMIUM")
+    if given:
+        return given if Path(given).is_file() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def browser_run(tmp_path_factory, shapes_detector):
+def browser_run(tmp_path_factory, request):
     """Convert the files, serve them beside the page, run every job in one Chromium; returns
     (driver output, {job: (file, images)})."""
     missing = _missing()
@@ -60,6 +63,7 @@ def browser_run(tmp_path_factory, shapes_detector):
         if os.environ.get("EDGECNN_REQUIRE_BROWSER") == "1":
             pytest.fail(f"EDGECNN_REQUIRE_BROWSER=1 but {missing}")
         pytest.skip(missing)
+    shapes_detector = request.getfixturevalue("shapes_detector")  # trained only when the browser can run
     from edgecnn._keras import keras
 
     site = tmp_path_factory.mktemp("site")
