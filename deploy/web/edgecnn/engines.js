@@ -189,6 +189,9 @@ export async function openModel(bytes, delegate = 'auto', options = {}) {
     ? [wantGpu && ['GPU', 'GPU (WebGL)'], ['CPU', 'CPU (WebAssembly)']].filter(Boolean)
     : [wantGpu && navigator.gpu && ['webgpu', 'GPU (WebGPU)'], ['wasm', 'CPU (WebAssembly, XNNPACK)']].filter(Boolean);
   let note = wantGpu && attempts.length === 1 ? 'this browser has no WebGPU: running on the CPU' : '';
+  if ((metadata.input || {}).content === 'edges') {  // edgecnn predict draws them; the page does not
+    note = [note, 'this generator takes edge drawings: give it a black-on-white line drawing'].filter(Boolean).join('; ');
+  }
   for (const [name, label] of attempts) {
     try {
       const pipeline = engine === 'mediapipe'
