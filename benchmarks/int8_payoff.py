@@ -5,8 +5,10 @@
 in float, each file's tensor arena and the peak resident memory of a process that runs it alone
 (`edgecnn benchmark` in a child), and, for trained runs, each file's held-out metric.
 
-    python benchmarks/int8_payoff.py --runs runs/bench --threads 2                # trains each recipe once
-    python benchmarks/int8_payoff.py --untrained --threads 2 --json docs/int8_payoff.json   # timing only
+    python benchmarks/int8_payoff.py --runs runs/bench --threads 2 --json docs/int8_payoff.json
+    python benchmarks/int8_payoff.py --untrained --threads 2          # random weights: timing only
+
+The first trains each recipe (and the generators' judge, shapes_judge) once into --runs.
 
 ``--untrained`` builds each recipe's architecture with random weights (speed and coverage do not
 depend on the weights; accuracy does, so it is left out)."""
@@ -26,7 +28,8 @@ from rounds import timed_rounds  # benchmarks/, beside this script
 RECIPES = ("digits_vgg", "shapes_yolo", "shapes_unet", "shapes_segnet", "shapes_fcn", "shapes_rcnn",
            "shapes_fast_rcnn", "shapes_faster_rcnn", "shapes_mask_rcnn", "shapes_pix2pix", "shapes_cyclegan")
 METRIC = {"classification": "top1", "detection": "map50", "segmentation": "miou", "instance_segmentation": "mask_map50",
-          "generation": "l1"}
+          "generation": "fcn_miou"}  # generators: the FCN-score, the judge segmenter's mIoU on their pictures
+JUDGE = "shapes_judge"  # the generation recipes' judge, trained once into the runs folder
 
 
 def _model(recipe_name: str, runs: Path, untrained: bool):
@@ -88,7 +91,8 @@ def measure(recipe_name: str, runs: Path, untrained: bool, threads: int, rounds:
            "peak_rss_mb": {t: peak_rss_mb(path, threads) for t, path in files.items()}}
     if directory is not None:
         data = recipe.data.val or recipe.data.train
-        row["metric"] = {target: edgecnn.evaluate(path, data, accelerator="cpu")[METRIC[recipe.task]]
+        judge = trained_run(f"{JUDGE}.yaml", runs) / "model.keras" if recipe.task == "generation" else None
+        row["metric"] = {target: edgecnn.evaluate(path, data, accelerator="cpu", judge=judge)[METRIC[recipe.task]]
                          for target, path in files.items()}
     return row
 
@@ -108,14 +112,15 @@ def main() -> None:
           "  XNNPACK int8  arena MB int8/fp32  peak RSS MB int8/fp32  kept in float")
     for name in args.recipes:
         row = rows[name] = measure(name, args.runs, args.untrained, args.threads, args.rounds)
+        if args.json:  # after every recipe: a failure later keeps what was measured
+            args.json.write_text(json.dumps({"threads": args.threads, "untrained": args.untrained, "rows": rows},
+                                            indent=2))
         kept = ", ".join(f"{op} x{n}" for op, n in row["int8_float_nodes"].items()) or "-"
         print(f"{name:<20}{row['p50_ms']['fp32']:>9.3f}{row['p50_ms']['fp16']:>9.3f}{row['p50_ms']['int8']:>9.3f}"
               f"{row['int8_over_float']:>10.2f}x{row['p50_ms']['int8 all']:>12.3f}  {row['xnnpack']['int8']:<13}"
               f"{row['arena_mb']['int8']:>8.3f}/{row['arena_mb']['fp32']:<9.3f}"
               f"{row['peak_rss_mb']['int8']:>11.1f}/{row['peak_rss_mb']['fp32']:<11.1f}{kept}"
               + (f"  metric {row['metric']}" if "metric" in row else ""), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps({"threads": args.threads, "untrained": args.untrained, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 float (measured per file: those left to the default kernels in the int8 file and not in the fp32
 one), and comparisons left to the default kernels (which rescale every element of quantized
 inputs: SegNet's unpooling switches took 0.39 ms in int8 against 0.04 ms in float), are kept in
-float inside the otherwise int8 file. On the recipes' architectures (random
-weights, 2 threads) that took Faster R-CNN's int8 invoke from 6x to 0.69x of fp32, Pix2Pix's
-from 1.2x to 0.24x of fp16 and CycleGAN's from 1.9x to 0.70x of fp32 (docs/figures.md)."""
+float inside the otherwise int8 file, through the converter's quantization debugger. A QAT
+model's fake quantization can pin a node to int8 anyway: only the nodes the written file runs in
+float are reported. Figures per family: docs/figures.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from edgecnn.export.convert import convert
-from edgecnn.runtime.cpu_kernels import file_kernel_coverage
+from edgecnn.runtime.cpu_kernels import file_kernel_coverage, float_input_nodes, kernel_coverage
+from edgecnn.runtime.engine import load_engine
 from edgecnn.runtime.probe import probe
 
 log = logging.getLogger("edgecnn.export")
@@ -44,10 +45,15 @@ def int8_with_slow_nodes_in_float(model, int8: bytes, representative: Callable) 
         return int8, {}
     if not probe(selective, threads=1).ok:
         return int8, {}
-    after = file_kernel_coverage(selective)
-    if after is None or sum(after.left.values()) > sum(coverage.left.values()):
+    engine = load_engine(selective, threads=1)
+    # the converter may leave a listed node int8 (QAT's fake quantization fixes some): report what is float
+    floating = float_input_nodes(engine)
+    nodes = [(op, name) for op, name in nodes if name in floating]
+    after = kernel_coverage(engine)
+    if not nodes or after is None or sum(after.left.values()) > sum(coverage.left.values()):
         return int8, {}
     kept = dict(sorted(Counter(op for op, _ in nodes).items()))
     log.info("int8: kept in float the nodes that run faster in float on the CPU (%s)",
              ", ".join(f"{op} x{count}" for op, count in kept.items()))
     return selective, kept
+

@@ -13,6 +13,8 @@ import collections
 import os
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from edgecnn.runtime.engine import Engine, load_engine
 
 DELEGATE_OP = "DELEGATE"
@@ -67,6 +69,19 @@ def kernel_coverage(engine: Engine) -> KernelCoverage | None:
     nodes = [(op["op_name"], names.get(int(op["outputs"][0]), "")) for _, op in sorted(left.items())]
     return KernelCoverage(len(originals), len(originals) - len(left), len(delegates), dict(sorted(counts.items())),
                           nodes)
+
+
+def float_input_nodes(engine: Engine) -> set[str]:
+    """Output tensor names of the nodes whose first input is float32: in an int8 file, the nodes
+    that run in float (empty for an interpreter that does not list its nodes)."""
+    list_nodes = getattr(engine.interpreter, "_get_ops_details", None)
+    if list_nodes is None:
+        return set()
+    details = engine.interpreter.get_tensor_details()
+    names = {info["index"]: info["name"] for info in details}
+    floats = {info["index"] for info in details if info["dtype"] == np.float32}
+    return {names.get(int(op["outputs"][0]), "") for op in list_nodes()
+            if len(op["inputs"]) and len(op["outputs"]) and int(op["inputs"][0]) in floats}
 
 
 def file_kernel_coverage(model: str | os.PathLike | bytes, threads: int | None = None) -> KernelCoverage | None:
