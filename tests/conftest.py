@@ -11,11 +11,35 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# fewer glibc malloc arenas: TensorFlow's threads otherwise keep freed memory in many of them, and
+# a worker that builds and converts hundreds of models grows past the machine's memory (read at
+# start-up: the xdist workers, started after this, get it)
+os.environ.setdefault("MALLOC_ARENA_MAX", "2")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EDGECNN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_memory():
+    """After each test module: Keras' global state cleared and freed memory returned to the
+    system, so a worker's memory does not grow with every module it has run."""
+    yield
+    import gc
+    import sys
+
+    if "tf_keras" in sys.modules:
+        sys.modules["tf_keras"].backend.clear_session()
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:  # a libc without malloc_trim (musl)
+            pass
 
 
 @pytest.fixture
