@@ -83,16 +83,15 @@ def convert(
     target: str = "fp32",
     calibration: Callable[[], Iterable[list[np.ndarray]]] | None = None,
     batch_size: int = 1,
-    float_ops: Sequence[str] = (),
     float_nodes: Sequence[str] = (),
 ) -> bytes:
     """Convert a Keras model to a .tflite flatbuffer using TFLite builtin ops only.
 
     ``calibration`` (int8 targets) is a callable yielding lists of input arrays (one per model
-    input, batch ``batch_size``), as TFLite's representative dataset. ``float_ops`` and
-    ``float_nodes`` (int8, with calibration): op types, and nodes by their output tensor's name,
-    kept in float inside the otherwise int8 file (the converter's quantization debugger deny-lists
-    them), for ops the CPU has no fast int8 kernel for.
+    input, batch ``batch_size``), as TFLite's representative dataset. ``float_nodes`` (int8, with
+    calibration): nodes, by their output tensor's name, kept in float inside the otherwise int8
+    file (the converter's quantization debugger deny-lists them), for ops the CPU has no fast int8
+    kernel for.
     """
     spec = get_target(target)
     if spec.needs_calibration and calibration is None and not is_quantization_aware(model):
@@ -122,11 +121,10 @@ def convert(
             converter.inference_output_type = tf.int8
     try:
         with native_output_quiet():  # the MLIR converter's warnings; its errors come in the exception
-            if (float_ops or float_nodes) and spec.needs_calibration and calibration is not None:
+            if float_nodes and spec.needs_calibration and calibration is not None:
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                        tf.lite.OpsSet.TFLITE_BUILTINS]
-                options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops) or None,
-                                                                        denylisted_nodes=list(float_nodes) or None)
+                options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
                 debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=calibration,
                                                                      debug_options=options)
                 return debugger.get_nondebug_quantized_model()

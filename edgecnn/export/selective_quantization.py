@@ -56,4 +56,3 @@ def int8_with_slow_nodes_in_float(model, int8: bytes, representative: Callable) 
     log.info("int8: kept in float the nodes that run faster in float on the CPU (%s)",
              ", ".join(f"{op} x{count}" for op, count in kept.items()))
     return selective, kept
-
