@@ -310,7 +310,7 @@ def test_the_runtime_runs_fast_rcnn_on_its_own_selective_search(fast_converted):
 
 
 def test_warp_region_maps_the_box_with_its_context_onto_the_output():
-    from edgecnn.runtime.regions import warp_region
+    from edgecnn.runtime.search_pixels import warp_region
 
     image = np.zeros((100, 120, 3), np.uint8)
     image[20:60, 30:50] = 255  # a 20 x 40 white box

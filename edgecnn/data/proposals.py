@@ -2,8 +2,9 @@
 
 Proposing is slow (about 0.25 s per 128x128 image, Python over the pixel graph), and R-CNN and
 Fast R-CNN training, evaluation and the two-stage benchmark all need the same boxes. The cache
-file is keyed by the images' bytes and the search settings, so a changed image or setting is
-proposed again; it lives under ``$EDGECNN_CACHE_DIR`` (default ``~/.cache/edgecnn``)/proposals.
+file is keyed by the images' bytes, the search settings and the algorithm's version, so a changed
+image, setting or algorithm is proposed again; it lives under ``$EDGECNN_CACHE_DIR`` (default
+``~/.cache/edgecnn``)/proposals.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.data.detection import DetectionSample
-from edgecnn.runtime.selective_search import SearchSettings, selective_search
+from edgecnn.runtime.selective_search import ALGORITHM, SearchSettings, selective_search
 
 log = logging.getLogger("edgecnn.proposals")
 
@@ -29,7 +30,7 @@ def _cache_dir() -> Path:
 
 
 def _key(samples: list[DetectionSample], settings: SearchSettings) -> str:
-    digest = hashlib.sha256(repr(settings).encode())
+    digest = hashlib.sha256(f"{ALGORITHM} {settings!r}".encode())
     for sample in samples:
         digest.update(np.ascontiguousarray(sample.image).tobytes())
     return digest.hexdigest()[:24]

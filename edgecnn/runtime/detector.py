@@ -26,9 +26,9 @@ from edgecnn.runtime.regions import (
     padded_proposals,
     region_postprocess,
     svm_postprocess,
-    warp_region,
 )
 from edgecnn.runtime.runner import Runner
+from edgecnn.runtime.search_pixels import warp_region
 
 
 @dataclass

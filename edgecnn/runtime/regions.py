@@ -86,25 +86,6 @@ def padded_proposals(proposals: np.ndarray, count: int) -> tuple[np.ndarray, int
     return padded, real
 
 
-def warp_region(image: np.ndarray, box: np.ndarray, size: tuple[int, int], context: float,
-                fill: int = 114) -> np.ndarray:
-    """R-CNN's region warp: ``box`` (x1 y1 x2 y2 in ``image`` pixels) grown so that ``context``
-    of the output on each side is surrounding image, then stretched to ``size`` (height, width);
-    outside the image is ``fill`` grey."""
-    import cv2
-
-    height, width = size
-    x1, y1, x2, y2 = (float(v) for v in box)
-    grow = 1.0 / max(1.0 - 2.0 * context, 1e-3)
-    box_w, box_h = max(x2 - x1, 1.0) * grow, max(y2 - y1, 1.0) * grow
-    left, top = (x1 + x2 - box_w) / 2, (y1 + y2 - box_h) / 2
-    sx, sy = width / box_w, height / box_h
-    # OpenCV indexes pixel centres; box edges are continuous: output u + .5 = (x + .5 - left) * sx
-    matrix = np.array([[sx, 0, (0.5 - left) * sx - 0.5], [0, sy, (0.5 - top) * sy - 0.5]], np.float32)
-    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * image.shape[2])
-
-
 def svm_postprocess(regions: np.ndarray, svm_scores: np.ndarray, box_deltas: np.ndarray,
                     image_size: tuple[int, int], delta_weights=DEFAULT_DELTA_WEIGHTS, score_threshold: float = 0.25,
                     iou_threshold: float = 0.3, max_detections: int = 100) -> RawDetections:

@@ -27,7 +27,7 @@ BOX_REGRESSION_IOU = 0.6
 def region_examples(image, proposals, boxes, classes, size, rng, count=REGIONS_PER_IMAGE):
     """(crops uint8 (n, h, w, 3), labels (n,), svm targets (n, 2): label and weight, box targets
     (n, 5): deltas and label, zero weight below BOX_REGRESSION_IOU)."""
-    from edgecnn.runtime.regions import warp_region
+    from edgecnn.runtime.search_pixels import warp_region
 
     regions, targets = sample_regions(proposals, boxes, classes, count, rng)
     overlap = iou_matrix(regions, np.asarray(boxes, np.float32).reshape(-1, 4)).max(axis=1) if len(boxes) \
