@@ -63,6 +63,22 @@ export function regionPostprocess(proposals, classScores, boxDeltas, inputSize, 
   return keep.map((i) => candidates[i]);
 }
 
+/** R-CNN's decoding (regions.svm_postprocess): R regions ([x1, y1, x2, y2] in the image), their
+ * R x (K + 1) SVM scores (column 0 background) -> per-class sigmoid(s_c - s_background), boxes
+ * refined by each class's deltas, class-aware NMS; `imageSize` [height, width] to clip to. */
+export function svmPostprocess(regions, svmScores, boxDeltas, imageSize, options) {
+  if (!regions.length) return [];
+  const columns = svmScores.length / regions.length;
+  const probabilities = new Float32Array(svmScores.length);
+  for (let r = 0; r < regions.length; r++) {
+    for (let c = 1; c < columns; c++) {
+      const margin = Math.min(Math.max(Math.fround(svmScores[r * columns + c] - svmScores[r * columns]), -60), 60);
+      probabilities[r * columns + c] = 1 / (1 + Math.exp(-margin));
+    }
+  }
+  return regionPostprocess(Float32Array.from(regions.flat()), probabilities, Float32Array.from(boxDeltas), imageSize, options);
+}
+
 /** An M x M probability mask over `box` (x1 y1 x2 y2 in the image) -> the image's (H x W) 0/1 mask:
  * bilinear resampling of the mask over the box, threshold, nothing outside the box (masks.paste_mask). */
 export function pasteMask(mask, size, box, imageHeight, imageWidth, threshold = MASK_THRESHOLD) {

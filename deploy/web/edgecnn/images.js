@@ -85,8 +85,8 @@ export function resize(image, width, height) {
   return shrink >= 2 ? areaAverage(image, width, height) : bilinear(image, width, height);
 }
 
-// Python's round(): halves to even
-function roundHalfEven(value) {
+/** Python's round(): halves to even. */
+export function roundHalfEven(value) {
   const floor = Math.floor(value), rest = value - floor;
   if (rest !== 0.5) return Math.round(value);
   return floor % 2 === 0 ? floor : floor + 1;
