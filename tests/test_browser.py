@@ -2,8 +2,13 @@
 there as in edgecnn.runtime. MediaPipe Tasks for Web runs the classifier, the detector (int8 and
 fp16) and the segmenter; LiteRT.js runs an R-CNN, a Fast R-CNN, a Faster R-CNN, a Mask R-CNN and a
 generator with the page's own pre- and post-processing (selective search included: the page's
-proposals are compared with the runtime's box for box, in Node.js). Each file runs on the CPU (WebAssembly) and, where headless
-Chromium has them through SwiftShader, on the GPU (WebGL for MediaPipe, WebGPU for LiteRT.js).
+proposals are compared with the runtime's box for box, in Node.js). Each file runs on the CPU
+(WebAssembly) and, where headless Chromium has them through SwiftShader, on the GPU (WebGL for
+MediaPipe, WebGPU for LiteRT.js).
+
+The detector is the MediaPipe tests' YOLO (the quickstart's recipe at test size, trained in a
+minute); EDGECNN_BROWSER_DETECTOR=RUN_FOLDER runs the same tests on a trained run instead (e.g.
+the quickstart's: its int8 file from model_qat.h5 where the run has one, fp16 from model.keras).
 
 Needs Chromium (Debian's `chromium`), Node.js and the page's npm packages (`bash
 deploy/web/setup.sh`); skipped with the reason where they are missing, failed instead where
@@ -76,7 +81,13 @@ def browser_run(tmp_path_factory, request):
     missing = _missing()
     if missing:
         _skip_or_fail(missing)
-    shapes_detector = request.getfixturevalue("shapes_detector")  # trained only when the browser can run
+    given_run = os.environ.get("EDGECNN_BROWSER_DETECTOR")
+    if given_run:
+        detector_float = Path(given_run) / "model.keras"
+        detector_int8 = detector_float.with_name("model_qat.h5")
+        detector_int8 = detector_int8 if detector_int8.is_file() else detector_float
+    else:  # trained only when the browser can run
+        detector_float = detector_int8 = request.getfixturevalue("shapes_detector")
     from edgecnn._keras import keras
 
     site = tmp_path_factory.mktemp("site")
@@ -91,8 +102,8 @@ def browser_run(tmp_path_factory, request):
 
     sources = {
         "classification_int8": (seeded("test_vgg", num_classes=5), "int8", "builtin:digits", [f"class {k}" for k in range(5)]),
-        "detection_int8": (shapes_detector, "int8", None, None),
-        "detection_fp16": (shapes_detector, "fp16", None, None),
+        "detection_int8": (detector_int8, "int8", None, None),
+        "detection_fp16": (detector_float, "fp16", None, None),
         "segmentation_int8": (seeded("test_unet"), "int8", "builtin:shapes", ["background", "shape", "edge"]),
         "faster_rcnn_int8": (seeded("test_faster_rcnn", num_classes=4), "int8", "builtin:shapes", None),
         "mask_rcnn_fp32": (seeded("test_mask_rcnn", num_classes=4), "fp32", "builtin:shapes", None),

@@ -28,6 +28,7 @@ function show(pipeline, image, result) {
   drawResult($('canvas'), image, pipeline.task, result);
   $('results').textContent = summary(pipeline.task, result);
   status(`${pipeline.task} on ${pipeline.engine}, ${pipeline.delegate}` + (pipeline.note ? ` (${pipeline.note})` : '')
+    + (result.proposals ? `: ${result.proposals} selective-search proposals` : '')
     + `: invoke ${result.invoke_ms.toFixed(1)} ms, whole pipeline ${result.pipeline_ms.toFixed(1)} ms`);
 }
 
