@@ -145,6 +145,8 @@ def browser_run(tmp_path_factory, request):
     (files / "truncated.tflite").write_bytes(paths["classification_int8"].read_bytes()[:100])
     for name, model in (("int8_io", "generator_int8_io.tflite"), ("truncated", "truncated.tflite")):  # files it refuses
         jobs.append({"name": name, "model": f"files/{model}", "images": urls["shapes128"][:1], "delegate": "cpu"})
+    for name, model in (("camera_classifier", "classification_int8"), ("camera_fast_rcnn", "fast_rcnn_fp32")):
+        jobs.append({"name": name, "camera": True, "model": f"files/{model}.tflite", "delegate": "cpu", "frames": 3})
     artifacts = Path(os.environ.get("EDGECNN_ARTIFACTS") or tmp_path_factory.mktemp("artifacts")) / "browser"
     artifacts.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(WEB))
@@ -251,6 +253,22 @@ def test_page_refuses_files_it_cannot_run_with_the_reason(browser_run):
     output, _, _ = browser_run
     assert "int8-io" in output["jobs"]["int8_io"]["error"] and "its int8 file" in output["jobs"]["int8_io"]["error"]
     assert "truncated" in output["jobs"]["truncated"]["error"]
+
+
+def test_page_runs_the_webcam_loop(browser_run):
+    """Chromium's fake webcam (a moving test pattern) through the page's own camera loop: the
+    video frame reaches MediaPipe (the classifier) and the page's RGB path (Fast R-CNN, whose
+    selective search runs on each frame)."""
+    output, _, _ = browser_run
+    for name, key in (("camera_classifier", "top_k"), ("camera_fast_rcnn", "detections")):
+        run = output["jobs"][name]
+        assert "error" not in run, run["error"]
+        assert run["frame"] == [640, 480] and len(run["results"]) == 3
+        assert all(key in result and result["pipeline_ms"] > 0 for result in run["results"])
+    for result in output["jobs"]["camera_classifier"]["results"]:
+        assert {p["label"] for p in result["top_k"]} == {f"class {k}" for k in range(5)}
+        assert sum(p["score"] for p in result["top_k"]) == pytest.approx(1.0, abs=0.05)
+    assert all(result["proposals"] > 10 for result in output["jobs"]["camera_fast_rcnn"]["results"])
 
 
 @pytest.mark.parametrize("delegate", ["cpu", "gpu"])

@@ -5,7 +5,7 @@ import { openModel } from './edgecnn/engines.js';
 import { drawResult } from './edgecnn/draw.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { bytes: null, pipeline: null, image: null, stream: null };
+const state = { bytes: null, pipeline: null, image: null, stream: null, onResult: null };
 
 function status(text, error = false) {
   $('status').textContent = text;
@@ -28,7 +28,7 @@ function show(pipeline, image, result) {
   drawResult($('canvas'), image, pipeline.task, result);
   $('results').textContent = summary(pipeline.task, result);
   status(`${pipeline.task} on ${pipeline.engine}, ${pipeline.delegate}` + (pipeline.note ? ` (${pipeline.note})` : '')
-    + (result.proposals ? `: ${result.proposals} selective-search proposals` : '')
+    + (result.proposals ? `, ${result.proposals} selective-search proposals` : '')
     + `: invoke ${result.invoke_ms.toFixed(1)} ms, whole pipeline ${result.pipeline_ms.toFixed(1)} ms`);
 }
 
@@ -54,7 +54,9 @@ async function reopen() {
 async function runOn(image) {
   if (!state.pipeline) return;
   try {
-    show(state.pipeline, image, await state.pipeline.run(image));
+    const result = await state.pipeline.run(image);
+    show(state.pipeline, image, result);
+    state.onResult?.(result);
   } catch (error) {
     status(`Running the model failed: ${error.message || error}`, true);
   }
@@ -139,6 +141,32 @@ window.edgecnnPage = {
       pipeline.close();
     }
     return { task: pipeline.task, engine: pipeline.engine, delegate: pipeline.delegate, note: pipeline.note, results };
+  },
+
+  /** Open `model` as the page's controls do, turn on the webcam and return the results of its
+   * first `frames` frames (the loop a user sees), then turn it off. */
+  async camera({ model, delegate = 'auto', frames = 3, timeoutMs = 60000 }) {
+    state.bytes = new Uint8Array(await (await fetch(model)).arrayBuffer());
+    $('delegate').value = delegate;
+    await reopen();
+    if (!state.pipeline) throw new Error($('status').textContent);
+    const results = [];
+    state.onResult = (result) => results.push(plain(result));
+    try {
+      await camera();
+      if (!state.stream) throw new Error($('status').textContent);
+      const start = performance.now();
+      while (results.length < frames) {
+        if (performance.now() - start > timeoutMs) throw new Error(`${results.length} of ${frames} frames: ${$('status').textContent}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      state.onResult = null;
+      stopCamera();
+    }
+    const video = $('video'), pipeline = state.pipeline;
+    return { task: pipeline.task, engine: pipeline.engine, delegate: pipeline.delegate, note: pipeline.note,
+      frame: [video.videoWidth, video.videoHeight], results: results.slice(0, frames) };
   },
 };
 window.edgecnnPageReady = true;

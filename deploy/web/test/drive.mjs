@@ -1,6 +1,7 @@
 // Drive the page in headless Chromium: node drive.mjs JOBS.json OUT.json
 // JOBS.json: {url, chromium, screenshots, jobs: [{name, model, images, delegate, options}]}; each
-// job runs through window.edgecnnPage.run, its last drawing is saved as screenshots/<name>.png,
+// job runs through window.edgecnnPage.run (a job with "camera": true through .camera, on
+// Chromium's fake webcam), its last drawing is saved as screenshots/<name>.png,
 // and OUT.json gets {browser, webgpu, webgl, outside (requests that left the page's server),
 // console (errors), jobs: {name: result or {error}}}.
 
@@ -12,12 +13,12 @@ const config = JSON.parse(readFileSync(jobsFile, 'utf8'));
 // SwiftShader: WebGL (MediaPipe's GPU delegate) and WebGPU (LiteRT.js) without a GPU
 const browser = await chromium.launch({
   executablePath: config.chromium, headless: true,
-  args: ['--no-sandbox', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--enable-unsafe-webgpu',
+  args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--enable-unsafe-webgpu',
     '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader'],
 });
 const out = { browser: browser.version(), jobs: {}, console: [], outside: [] };
 try {
-  const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
+  const page = await browser.newPage({ viewport: { width: 900, height: 700 }, permissions: ['camera'] });
   page.on('pageerror', (error) => out.console.push(`pageerror: ${error.message}`));
   page.on('console', (message) => { if (message.type() === 'error') out.console.push(message.text()); });
   // everything the page needs is served from its folder: record any request that leaves it
@@ -34,7 +35,8 @@ try {
   })));
   for (const job of config.jobs) {
     try {
-      out.jobs[job.name] = await page.evaluate((given) => window.edgecnnPage.run(given), job);
+      out.jobs[job.name] = await page.evaluate((given) => (given.camera
+        ? window.edgecnnPage.camera(given) : window.edgecnnPage.run(given)), job);
     } catch (error) {
       out.jobs[job.name] = { error: String(error.message || error).split('\n')[0] };
     }
