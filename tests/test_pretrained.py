@@ -74,7 +74,7 @@ def test_a_classifier_with_the_imagenet_head_gives_keras_applications_logits(tmp
 
 
 @pytest.mark.parametrize("name, architecture, last, options", [
-    ("fcn8s_vgg16", "VGG16", "pool5", {}),
+    ("fcn8s_vgg16", "VGG16", "pool5", {"fc_units": 256}),  # fc6/fc7 are new layers: 4096 wide they hold 2 GB
     ("segnet", "VGG16", "enc5_pool", {}),
     ("yolo_resnet50", "ResNet50", "stage4_block3_out", {}),
     pytest.param("faster_rcnn_resnet50_fpn", "ResNet50", "stage4_block3_out", {"anchor_sizes": (16, 32, 64, 128)},

@@ -54,8 +54,9 @@ def run_summary(args: argparse.Namespace) -> int:
 
     get_entry(args.name)  # an unknown name fails before TensorFlow is imported
     require_training_stack("summary")
-    from edgecnn.models.zoo import create_model
+    from edgecnn._keras import tf
     from edgecnn.models.summary import count_parameters, format_table, summarize
+    from edgecnn.models.zoo import create_model
 
     overrides = {}
     if args.input_size:
@@ -64,9 +65,10 @@ def run_summary(args: argparse.Namespace) -> int:
         overrides["num_classes"] = args.num_classes
     if args.width_multiplier is not None:
         overrides["width_multiplier"] = args.width_multiplier
-    model = create_model(args.name, **overrides)
-    rows = summarize(model, all_layers=args.all)
-    learnable, statistics = count_parameters(model)
+    with tf.Graph().as_default():  # shapes without weight values: VGG-16 needs no 553 MB to be described
+        model = create_model(args.name, **overrides)
+        rows = summarize(model, all_layers=args.all)
+        learnable, statistics = count_parameters(model)
     if args.json:
         print_json(
             {

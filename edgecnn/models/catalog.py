@@ -48,13 +48,16 @@ def parameter_counts(names: Iterable[str], progress: Callable[[str], None] | Non
     for name in names:
         key = _source_key(name)
         if key not in cache:
-            from edgecnn._keras import keras
+            from edgecnn._keras import keras, tf
             from edgecnn.models.summary import count_parameters
             from edgecnn.models.zoo import create_model
 
             if progress:
                 progress(name)
-            cache[key] = count_parameters(create_model(name))[0]
+            # built in a graph of its own, a model's variables get shapes but no values: VGG-16
+            # eagerly would allocate 553 MB of weights, and the process keeps most of it
+            with tf.Graph().as_default():
+                cache[key] = count_parameters(create_model(name))[0]
             keras.backend.clear_session()
             changed = True
         counts[name] = cache[key]
