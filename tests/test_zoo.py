@@ -10,11 +10,19 @@ import pytest
 from conftest import tiny_overrides
 
 import edgecnn
-from edgecnn._keras import keras
+from edgecnn._keras import keras, tf
 from edgecnn.errors import EdgeCNNError
 from edgecnn.models.summary import count_parameters, summarize
 
 CLASSIFIERS = edgecnn.list_models("classification")
+
+
+def _shapes_only(name: str, **overrides) -> keras.Model:
+    """The model built in a graph of its own: its layers and variable shapes, no weight values (a
+    full-size VGG built eagerly leaves hundreds of MB in the test process, which oneDNN's
+    allocator keeps)."""
+    with tf.Graph().as_default():
+        return edgecnn.create_model(name, **overrides)
 
 # Learnable parameters at 224x224x3 (AlexNet 227) and 1000 classes, as torchvision reports them.
 TORCHVISION_PARAMS = {
@@ -45,17 +53,17 @@ def _fresh_session():
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
 def test_parameter_counts_equal_torchvision(name):
-    assert count_parameters(edgecnn.create_model(name))[0] == TORCHVISION_PARAMS[name]
+    assert count_parameters(_shapes_only(name))[0] == TORCHVISION_PARAMS[name]
 
 
 def test_alexnet_parameters_follow_the_textbook_table():
-    assert count_parameters(edgecnn.create_model("alexnet"))[0] == _textbook_alexnet_params()
+    assert count_parameters(_shapes_only("alexnet"))[0] == _textbook_alexnet_params()
 
 
 def test_googlenet_size_is_the_papers():
-    learnable = count_parameters(edgecnn.create_model("googlenet"))[0]
+    learnable = count_parameters(_shapes_only("googlenet"))[0]
     assert 6.6e6 <= learnable <= 7.0e6
-    with_aux = count_parameters(edgecnn.create_model("googlenet", aux_logits=True))[0]
+    with_aux = count_parameters(_shapes_only("googlenet", aux_logits=True))[0]
     assert with_aux > learnable + 2 * 1024 * 1000  # two auxiliary FC-1000 heads
 
 
@@ -81,11 +89,11 @@ def _check_textbook_formulas(model: keras.Model) -> int:
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_every_conv_and_pool_obeys_the_textbook_formulas(name):
-    assert _check_textbook_formulas(edgecnn.create_model(name)) >= 8
+    assert _check_textbook_formulas(_shapes_only(name)) >= 8
 
 
 def test_alexnet_matches_the_textbook_table():
-    rows = {row.name: row for row in summarize(edgecnn.create_model("alexnet"))}
+    rows = {row.name: row for row in summarize(_shapes_only("alexnet"))}
     expected = {
         "conv1": ((55, 55, 96), 11, 4, 0), "pool1": ((27, 27, 96), 3, 2, 0), "norm1": ((27, 27, 96),),
         "conv2": ((27, 27, 256), 5, 1, 2), "pool2": ((13, 13, 256), 3, 2, 0), "norm2": ((13, 13, 256),),
@@ -100,7 +108,7 @@ def test_alexnet_matches_the_textbook_table():
 
 
 def test_googlenet_follows_table_1():
-    model = edgecnn.create_model("googlenet")
+    model = _shapes_only("googlenet")
     channels = {"inception3a": 256, "inception3b": 480, "inception4a": 512, "inception4b": 512, "inception4c": 512,
                 "inception4d": 528, "inception4e": 832, "inception5a": 832, "inception5b": 1024}
     sizes = {"3": 28, "4": 14, "5": 7}
@@ -111,7 +119,7 @@ def test_googlenet_follows_table_1():
 
 
 def test_resnet50_stage_shapes():
-    model = edgecnn.create_model("resnet50", features_only=True)
+    model = _shapes_only("resnet50", features_only=True)
     assert [tuple(o.shape) for o in model.outputs] == [
         (None, 56, 56, 256), (None, 28, 28, 512), (None, 14, 14, 1024), (None, 7, 7, 2048)
     ]
