@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +74,7 @@ def main() -> None:
     from edgecnn.runtime import open as open_pipeline
 
     sys.path.insert(0, str(WEB))
-    from serve import make_server  # deploy/web/serve.py
+    from page_jobs import make_site, run_jobs  # deploy/web: the page's own server and driver
 
     rng = np.random.default_rng(2026)
     images = [np.repeat(np.repeat(generate_sample(rng, SIZE).image, ENLARGE, 0), ENLARGE, 1) for _ in range(args.images)]
@@ -85,29 +83,17 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         site = Path(folder)
-        for name in ("index.html", "app.js", "edgecnn", "node_modules"):
-            (site / name).symlink_to(WEB / name)
-        (site / "files").mkdir()
+        served = make_site(site)
         urls = []
         for index, image in enumerate(images):
-            cv2.imwrite(str(site / "files" / f"{index}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(served / f"{index}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             urls.append(f"files/{index}.png")
         jobs = []
         for (recipe, target), path in files.items():
-            shutil.copy(path, site / "files" / f"{recipe}_{target}.tflite")
+            shutil.copy(path, served / f"{recipe}_{target}.tflite")
             jobs += [{"name": f"{recipe} {target} {delegate}", "model": f"files/{recipe}_{target}.tflite",
                       "images": urls, "delegate": delegate, "options": {}} for delegate in ("cpu", "gpu")]
-        server = make_server(port=0, folder=site, quiet=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            (site / "jobs.json").write_text(json.dumps({
-                "url": f"http://127.0.0.1:{server.server_address[1]}/index.html", "chromium": args.chromium,
-                "screenshots": folder, "jobs": jobs}))
-            subprocess.run(["node", str(WEB / "test" / "drive.mjs"), str(site / "jobs.json"), str(site / "out.json")],
-                           check=True, timeout=1800)
-            output = json.loads((site / "out.json").read_text())
-        finally:
-            server.shutdown()
+        output = run_jobs(site, jobs, args.chromium, site)
     print(f"{'file':28} {'delegate':28} {'matched':>9} {'min IoU':>8} {'max ds':>7} {'page ms':>8} {'runtime ms':>10}")
     for (recipe, target), path in files.items():
         detector = open_pipeline(path, accelerator="cpu", **MEDIAPIPE.get(recipe, {}))

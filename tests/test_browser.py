@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import cv2
@@ -37,13 +36,15 @@ from edgecnn.runtime.detection import iou_matrix
 from edgecnn.runtime.search_pixels import warp_region
 from edgecnn.runtime.selective_search import selective_search
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "web"))
+from page_jobs import make_site, run_jobs  # deploy/web: the page's own server and driver
+
 pytestmark = pytest.mark.browser
 
 WEB = Path(__file__).resolve().parents[1] / "deploy" / "web"
 # box IoU, score difference and share of equal mask pixels against edgecnn.runtime on the CPU; the
 # browser's GPU paths compute in half precision (WebGL, WebGPU), so they get looser bounds
 AGREEMENT = {"cpu": (0.9, 0.02, 0.99), "gpu": (0.8, 0.05, 0.95)}
-PAGE_FILES = ("index.html", "app.js", "edgecnn", "node_modules")
 RCNN_THRESHOLD = 0.65  # with _ranking's head: 2 to 63 detections per test image, under the cap of 100
 
 
@@ -52,8 +53,9 @@ def _missing_node() -> str | None:
 
 
 def _missing() -> str | None:
-    if _missing_node():
-        return _missing_node()
+    missing = _missing_node()
+    if missing:
+        return missing
     if not (WEB / "node_modules" / "playwright-core").is_dir():
         return "the page's npm packages are not installed (bash deploy/web/setup.sh)"
     if _chromium() is None:
@@ -91,10 +93,7 @@ def browser_run(tmp_path_factory, request):
     from edgecnn._keras import keras
 
     site = tmp_path_factory.mktemp("site")
-    for name in PAGE_FILES:
-        (site / name).symlink_to(WEB / name)
-    files = site / "files"
-    files.mkdir()
+    files = make_site(site)
 
     def seeded(name: str, **overrides):
         keras.utils.set_random_seed(0)
@@ -149,24 +148,9 @@ def browser_run(tmp_path_factory, request):
         jobs.append({"name": name, "camera": True, "model": f"files/{model}.tflite", "delegate": "cpu", "frames": 3})
     artifacts = Path(os.environ.get("EDGECNN_ARTIFACTS") or tmp_path_factory.mktemp("artifacts")) / "browser"
     artifacts.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(WEB))
-    from serve import make_server  # deploy/web/serve.py: the server the README gives
-
-    server = make_server(port=0, folder=site, quiet=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        config = site / "jobs.json"
-        config.write_text(json.dumps({"url": f"http://127.0.0.1:{server.server_address[1]}/index.html",
-                                      "chromium": _chromium(), "screenshots": str(artifacts), "jobs": jobs}))
-        result = subprocess.run(["node", str(WEB / "test" / "drive.mjs"), str(config), str(site / "out.json")],
-                                capture_output=True, text=True, timeout=600, check=False)
-        assert result.returncode == 0, result.stderr[-3000:]
-    finally:
-        server.shutdown()
+    output = run_jobs(site, jobs, _chromium(), artifacts, timeout=600)
     print(f"browser screenshots: {artifacts}")
-    output = json.loads((site / "out.json").read_text())
     return output, {job: (paths[name], images[group]) for job, (name, group, _) in plan.items()}, artifacts
-
 
 
 def _ranking(rcnn):
@@ -369,8 +353,9 @@ def test_page_proposes_and_warps_exactly_as_the_runtime(tmp_path):
     """deploy/web/edgecnn/proposals.js in Node.js against edgecnn.runtime.selective_search, box for
     box and in the same order, on shapes, photos, a noise image and two larger than the search's
     256 pixels (its area resize); R-CNN's region warps byte for byte, inside and across the edge."""
-    if _missing_node():
-        _skip_or_fail(_missing_node())
+    missing = _missing_node()
+    if missing:
+        _skip_or_fail(missing)
     rng = np.random.default_rng(0)
     images = shapes(96, 3) + photos(96) + [rng.integers(0, 256, (300, 410, 3), dtype=np.uint8),
                                            cv2.resize(photos(64)[0], (517, 389), interpolation=cv2.INTER_LINEAR)]
